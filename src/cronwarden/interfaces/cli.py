@@ -1,0 +1,131 @@
+"""The ``cronwarden`` command line (typer + rich).
+
+Exit codes (documented in docs/cli.md):
+
+* 0 — success
+* 1 — the command ran and found a problem (reserved for validate, status, ...)
+* 2 — invalid input: a bad expression, timezone or option; one line on stderr,
+  ``REASON_CODE: why``, never a traceback
+* 70 — an internal error (a bug): one line on stderr
+* 130 — interrupted
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, tzinfo
+from itertools import islice
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cronwarden._version import __version__
+from cronwarden.cron import CronSchedule, describe, parse
+from cronwarden.cron.zones import resolve_zone
+from cronwarden.errors import CronError, CronwardenError
+
+EXIT_INVALID_INPUT = 2
+EXIT_INTERNAL_ERROR = 70
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="cronwarden",
+    help="Operations control plane: exactly-once scheduled work, explained.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cronwarden {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """cronwarden: fires scheduled work exactly once and explains every decision."""
+
+
+def _parse_after(text: str | None, zone: tzinfo) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CronError(f"--after: {text!r} is not an ISO 8601 date-time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def _fires(schedule: CronSchedule, after: datetime, count: int) -> list[datetime]:
+    return list(islice(schedule.iter_after(after), count))
+
+
+def _print_table(expr: str, schedule: CronSchedule, fires: list[datetime]) -> None:
+    console = Console()
+    title = f"[bold]{expr}[/bold] — {describe(expr)} ({schedule.tz})"
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column(f"local ({schedule.tz})")
+    table.add_column("UTC")
+    for number, fire in enumerate(fires, start=1):
+        table.add_row(str(number), fire.isoformat(), fire.astimezone(UTC).isoformat())
+    console.print(table)
+
+
+@app.command("next")
+def next_fires(
+    expression: Annotated[str, typer.Argument(help="Cron expression, e.g. '0 9 * * MON-FRI'.")],
+    count: Annotated[
+        int, typer.Option("-n", "--count", min=1, max=100_000, help="How many fires to list.")
+    ] = 5,
+    tz: Annotated[str, typer.Option("--tz", help="IANA timezone of the expression.")] = "UTC",
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after",
+            help="ISO 8601 instant to start after (default: now); naive means in --tz.",
+        ),
+    ] = None,
+    hash_key: Annotated[
+        str | None, typer.Option("--hash-key", help="Task id that seeds H fields.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array of ISO 8601 instants.")
+    ] = False,
+) -> None:
+    """List the next fires of a cron expression, in its timezone and in UTC."""
+    zone = resolve_zone(tz)
+    schedule = parse(expression, zone, hash_key=hash_key)
+    fires = _fires(schedule, _parse_after(after, zone), count)
+    if as_json:
+        typer.echo(json.dumps([fire.isoformat() for fire in fires]))
+    else:
+        _print_table(expression, schedule, fires)
+
+
+def main() -> None:
+    """Console entry point: every error becomes one line on stderr and an exit code."""
+    try:
+        app()  # usage errors are printed by typer itself, with exit code 2
+    except CronwardenError as err:
+        _fail(f"{err.code}: {err}", EXIT_INVALID_INPUT)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except Exception as err:  # the last guard: one line, never a traceback
+        _fail(f"internal error: {type(err).__name__}: {err}", EXIT_INTERNAL_ERROR)
+
+
+def _fail(line: str, code: int) -> None:
+    sys.stderr.write(line.replace("\n", " ") + "\n")
+    sys.exit(code)

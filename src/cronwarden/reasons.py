@@ -1,0 +1,455 @@
+"""Every reason code cronwarden emits, with the spec's own words for it.
+
+This module is the one place that lists reason codes. Each :class:`Reason` carries the
+severity exactly as the spec's table states it (``INFO``, ``WARN``, ``HARD_REJECT``), the
+meaning and action, the table's user-facing message (verbatim; ``""`` where the spec has
+none), the situation-level plain-English explanations of the spec, whether the spec asks
+for an alert or a page, and which spec the wording comes from.
+
+Sources:
+
+* spec 000 (CronRunner): JSON ``reason_codes``, ``user_explanations``, ``parameters``,
+  ``failure_injection`` and ``metrics.alerts``;
+* spec 002 (HealthHeartbeat): §14 Reason Codes, §17 Plain-English Reporting, §6-7
+  parameters, §15 Alerts.
+
+``KILL_SWITCH_ACTIVE`` is one code in both specs with different wording: the primary text
+is spec 000's, spec 002's heartbeat context is kept in :attr:`Reason.also`. So is spec
+002's wording of ``PARAMETER_CHANGE_REQUIRES_APPROVAL``.
+
+Later features add their codes here, in the same shape: a :class:`ReasonCode` member and
+one :class:`Reason` row. Keep this a table: data, not logic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+
+__all__ = [
+    "REASONS",
+    "AlertLevel",
+    "Reason",
+    "ReasonCode",
+    "Severity",
+    "Situation",
+    "Spec",
+    "SpecText",
+    "reason",
+    "user_message",
+]
+
+
+class Severity(StrEnum):
+    """Severity exactly as the specs' reason-code tables spell it."""
+
+    INFO = "INFO"
+    WARN = "WARN"
+    HARD_REJECT = "HARD_REJECT"
+
+
+class AlertLevel(StrEnum):
+    """Whether the spec asks for an alert when the code is emitted, and how loud.
+
+    ``PAGE`` and ``WARN`` are the severities of the specs' alert tables; ``WARN`` is also
+    used where the spec asks for an alert without saying it pages.
+    """
+
+    NONE = "none"
+    WARN = "warn"
+    PAGE = "page"
+
+
+class Spec(StrEnum):
+    """The source specification a text comes from (file stem under ``shared/spec``)."""
+
+    CRON_RUNNER = "000_7ff9c8e7bf7cc18a"
+    HEALTH_HEARTBEAT = "002_ed972c8f5a5d1968"
+
+
+class ReasonCode(StrEnum):
+    """Every reason code; members are named exactly like their code strings."""
+
+    # spec 000, CronRunner: reason_codes
+    CRON_RUNNER_TASK_DISPATCHED = "CRON_RUNNER_TASK_DISPATCHED"
+    CRON_RUNNER_INVALID_EXPRESSION = "CRON_RUNNER_INVALID_EXPRESSION"
+    CRON_RUNNER_DUPLICATE_FIRE = "CRON_RUNNER_DUPLICATE_FIRE"
+    CRON_RUNNER_QUIET_HOURS_SKIP = "CRON_RUNNER_QUIET_HOURS_SKIP"
+    CRON_RUNNER_NO_TARGETS = "CRON_RUNNER_NO_TARGETS"
+    CRON_RUNNER_BUS_PUBLISH_FAILED = "CRON_RUNNER_BUS_PUBLISH_FAILED"
+    CRON_RUNNER_MANIFEST_RELOAD_OK = "CRON_RUNNER_MANIFEST_RELOAD_OK"
+    # spec 000 reason_codes and spec 002 §14
+    KILL_SWITCH_ACTIVE = "KILL_SWITCH_ACTIVE"
+    # spec 002, HealthHeartbeat: §14 Reason Codes
+    HEALTH_HEARTBEAT_SWEEP_COMPLETE = "HEALTH_HEARTBEAT_SWEEP_COMPLETE"
+    HEALTH_HEARTBEAT_BOT_DOWN = "HEALTH_HEARTBEAT_BOT_DOWN"
+    HEALTH_HEARTBEAT_BOT_RECOVERED = "HEALTH_HEARTBEAT_BOT_RECOVERED"
+    HEALTH_HEARTBEAT_AUTO_RESTART = "HEALTH_HEARTBEAT_AUTO_RESTART"
+    HEALTH_HEARTBEAT_RESTART_BUDGET_EXHAUSTED = "HEALTH_HEARTBEAT_RESTART_BUDGET_EXHAUSTED"
+    HEALTH_HEARTBEAT_ENDPOINT_TIMEOUT = "HEALTH_HEARTBEAT_ENDPOINT_TIMEOUT"
+    HEALTH_HEARTBEAT_REGISTRY_STALE = "HEALTH_HEARTBEAT_REGISTRY_STALE"
+    # spec 000 parameters and spec 002 §6-7: parameter hard limits and locked parameters
+    PARAMETER_CHANGE_REQUIRES_APPROVAL = "PARAMETER_CHANGE_REQUIRES_APPROVAL"
+    # spec 000 failure_injection: Redis down, in-process lock fallback
+    REDIS_LOCK_UNAVAILABLE = "REDIS_LOCK_UNAVAILABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class SpecText:
+    """One spec's wording for a code that another spec words differently."""
+
+    spec: Spec
+    section: str
+    severity: Severity
+    meaning: str
+    action: str
+    user_message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Situation:
+    """A situation-level plain-English explanation, verbatim from a spec.
+
+    ``condition`` is empty when the situation holds whenever the code is emitted;
+    otherwise it says when it holds (and :func:`user_message` does not pick it).
+    """
+
+    spec: Spec
+    situation: str
+    message: str
+    condition: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One reason code and everything the specs say about it."""
+
+    code: ReasonCode
+    severity: Severity
+    meaning: str
+    action: str
+    user_message: str
+    """The spec table's user-facing message, verbatim; ``""`` where the spec has none."""
+    spec: Spec
+    """The spec the primary wording (severity, meaning, action, user_message) comes from."""
+    section: str
+    """Where in :attr:`spec` the primary wording is."""
+    situations: tuple[Situation, ...] = ()
+    alert: AlertLevel = AlertLevel.NONE
+    alert_rule: str = ""
+    """Name of the spec's alert rule for this code, ``""`` where there is none."""
+    also: tuple[SpecText, ...] = ()
+    """The wording of other specs that list the same code."""
+
+    @property
+    def explanation(self) -> str:
+        """The unconditional situation explanation, or ``""``."""
+        return next((s.message for s in self.situations if not s.condition), "")
+
+    @property
+    def specs(self) -> tuple[Spec, ...]:
+        """Every spec that names this code, primary first."""
+        return (self.spec, *(t.spec for t in self.also if t.spec != self.spec))
+
+
+_S000 = Spec.CRON_RUNNER
+_S002 = Spec.HEALTH_HEARTBEAT
+_RC = "reason_codes"
+_S14 = "§14 Reason Codes"
+
+_TABLE: tuple[Reason, ...] = (
+    # -- spec 000, CronRunner ---------------------------------------------------------
+    Reason(
+        code=ReasonCode.CRON_RUNNER_TASK_DISPATCHED,
+        severity=Severity.INFO,
+        meaning="A cron task fired on schedule and was dispatched to all configured targets.",
+        action="No action — operational heartbeat.",
+        user_message="",
+        spec=_S000,
+        section=_RC,
+        situations=(
+            Situation(
+                _S000,
+                "Scheduled maintenance task fired",
+                "The system ran a scheduled internal task on time. No action needed.",
+            ),
+        ),
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_INVALID_EXPRESSION,
+        severity=Severity.HARD_REJECT,
+        meaning="A cron expression in the manifest failed to parse.",
+        action="Reject the config entry at load time; alert on-call.",
+        user_message="",
+        spec=_S000,
+        section=_RC,
+        alert=AlertLevel.WARN,
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_DUPLICATE_FIRE,
+        severity=Severity.WARN,
+        meaning=(
+            "A second CronRunner instance attempted to dispatch the same task at the same "
+            "scheduled time; distributed lock was already held."
+        ),
+        action="Skip dispatch; log warning.",
+        user_message="",
+        spec=_S000,
+        section=_RC,
+        alert=AlertLevel.WARN,
+        alert_rule="CronRunnerDuplicateFireRate",
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_QUIET_HOURS_SKIP,
+        severity=Severity.INFO,
+        meaning=(
+            "A task with disable_during_quiet_hours=true was suppressed because the current "
+            "UTC time falls within a configured quiet window."
+        ),
+        action="No action — expected behaviour.",
+        user_message="A scheduled task was paused during a quiet period.",
+        spec=_S000,
+        section=_RC,
+        situations=(
+            Situation(
+                _S000,
+                "Task skipped during quiet hours",
+                "A scheduled task was paused during a quiet period to avoid interference "
+                "with market activity.",
+            ),
+        ),
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_NO_TARGETS,
+        severity=Severity.WARN,
+        meaning=(
+            "A task entry has an empty enabled_strategies list; there is nothing to dispatch."
+        ),
+        action="Log warning; skip dispatch.",
+        user_message="",
+        spec=_S000,
+        section=_RC,
+    ),
+    # spec 000's pseudocode logs this as 'CRON_RUNNER_KILL_SWITCH_ACTIVE'; both its
+    # reason_codes table and spec 002 §14 name it KILL_SWITCH_ACTIVE, which is the code.
+    Reason(
+        code=ReasonCode.KILL_SWITCH_ACTIVE,
+        severity=Severity.WARN,
+        meaning="KillSwitch is active; trading-class scheduled tasks are suppressed.",
+        action="Suppress trading tasks; continue governance and health tasks.",
+        user_message=("Scheduled trading tasks are paused while the system kill switch is active."),
+        spec=_S000,
+        section=_RC,
+        situations=(
+            Situation(
+                _S000,
+                "Task suppressed by kill switch",
+                "Scheduled trading-related tasks are paused. "
+                "Governance and health checks continue.",
+            ),
+        ),
+        also=(
+            SpecText(
+                spec=_S002,
+                section=_S14,
+                severity=Severity.WARN,
+                meaning="KillSwitch is active; this is surfaced in the sweep report for context.",
+                action="Continue monitoring all bots; do not suppress health checks.",
+                user_message="",
+            ),
+        ),
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_BUS_PUBLISH_FAILED,
+        severity=Severity.WARN,
+        meaning="Internal bus publish for a task trigger failed after retries.",
+        action="Log error; emit alert; retry on next tick.",
+        user_message="",
+        spec=_S000,
+        section=_RC,
+        alert=AlertLevel.PAGE,
+        alert_rule="CronRunnerBusFailures",
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_MANIFEST_RELOAD_OK,
+        severity=Severity.INFO,
+        meaning="Cron manifest reloaded successfully after a config change event.",
+        action="No action.",
+        user_message="",
+        spec=_S000,
+        section=_RC,
+    ),
+    # -- spec 002, HealthHeartbeat ----------------------------------------------------
+    Reason(
+        code=ReasonCode.HEALTH_HEARTBEAT_SWEEP_COMPLETE,
+        severity=Severity.INFO,
+        meaning="Full sweep of all registered bots completed; OperationsReport emitted.",
+        action="No action — routine heartbeat.",
+        user_message="",
+        spec=_S002,
+        section=_S14,
+        # Every sweep completes, healthy or not: "Everything is running normally" is only
+        # true of a sweep that found no unhealthy bot, so user_message() does not pick it.
+        situations=(
+            Situation(
+                _S002,
+                "All bots healthy",
+                "All system components passed their health checks. Everything is running normally.",
+                condition="unhealthy_count == 0",
+            ),
+        ),
+    ),
+    Reason(
+        code=ReasonCode.HEALTH_HEARTBEAT_BOT_DOWN,
+        severity=Severity.WARN,
+        meaning=(
+            "A bot has exceeded the missed_heartbeats_to_alert threshold of consecutive "
+            "missed polls."
+        ),
+        action="Fire page-severity alert; trigger auto-restart if enabled.",
+        user_message=("A system component is not responding. The on-call team has been notified."),
+        spec=_S002,
+        section=_S14,
+        alert=AlertLevel.PAGE,
+        alert_rule="HealthHeartbeatBotDown",
+    ),
+    Reason(
+        code=ReasonCode.HEALTH_HEARTBEAT_BOT_RECOVERED,
+        severity=Severity.INFO,
+        meaning=("A previously unhealthy bot returned a healthy response; miss_count reset to 0."),
+        action="Emit recovery notification; no further action.",
+        user_message="A component that was restarted is now healthy.",
+        spec=_S002,
+        section=_S14,
+    ),
+    Reason(
+        code=ReasonCode.HEALTH_HEARTBEAT_AUTO_RESTART,
+        severity=Severity.WARN,
+        meaning=(
+            "CronRunner triggered an automatic restart for a bot that missed the heartbeat "
+            "threshold."
+        ),
+        action="Log restart; increment restart budget counter.",
+        user_message="A component was automatically restarted.",
+        spec=_S002,
+        section=_S14,
+        situations=(
+            Situation(
+                _S002,
+                "A bot was auto-restarted",
+                "A component stopped responding and was automatically restarted. "
+                "Trading and risk monitoring continued without interruption.",
+            ),
+        ),
+    ),
+    Reason(
+        code=ReasonCode.HEALTH_HEARTBEAT_RESTART_BUDGET_EXHAUSTED,
+        severity=Severity.WARN,
+        meaning=(
+            "A bot has been restarted the maximum number of times within the restart budget "
+            "window without recovering."
+        ),
+        action="Stop auto-restarting; escalate page to on-call.",
+        user_message=(
+            "Automatic restart attempts have been exhausted for a component. "
+            "Manual intervention is required."
+        ),
+        spec=_S002,
+        section=_S14,
+        situations=(
+            Situation(
+                _S002,
+                "A bot is down and restart budget exhausted",
+                "A component is not responding and automatic restart attempts have been "
+                "exhausted. The on-call team has been notified.",
+            ),
+        ),
+        alert=AlertLevel.PAGE,
+        alert_rule="HealthHeartbeatRestartBudgetExhausted",
+    ),
+    Reason(
+        code=ReasonCode.HEALTH_HEARTBEAT_ENDPOINT_TIMEOUT,
+        severity=Severity.WARN,
+        meaning="A bot's health endpoint did not respond within the configured timeout.",
+        action="Treat as missed heartbeat; increment miss_count.",
+        user_message="",
+        spec=_S002,
+        section=_S14,
+    ),
+    Reason(
+        code=ReasonCode.HEALTH_HEARTBEAT_REGISTRY_STALE,
+        severity=Severity.WARN,
+        meaning=("The bot registry has not been refreshed from the config store within 5 minutes."),
+        action="Retry registry fetch; alert if stale for > 10 minutes.",
+        user_message="",
+        spec=_S002,
+        section=_S14,
+        alert=AlertLevel.WARN,
+    ),
+    # -- codes the specs use outside their reason-code tables -------------------------
+    Reason(
+        code=ReasonCode.PARAMETER_CHANGE_REQUIRES_APPROVAL,
+        severity=Severity.HARD_REJECT,
+        meaning=(
+            "A configuration change sets a parameter above its hard limit "
+            "(max_concurrent_tasks > 60); it needs approval."
+        ),
+        action="Reject the config change at load with a ConfigError.",
+        user_message="",
+        spec=_S000,
+        section="parameters",
+        also=(
+            SpecText(
+                spec=_S002,
+                section="§6-7 Parameters",
+                severity=Severity.HARD_REJECT,
+                meaning=(
+                    "A configuration change sets heartbeat_interval_s above 300 s or "
+                    "missed_heartbeats_to_alert above 10, or sets the locked page_on_failure "
+                    "to false; it needs approval."
+                ),
+                action="Reject the config change at load with a ConfigError.",
+                user_message="",
+            ),
+        ),
+    ),
+    Reason(
+        code=ReasonCode.REDIS_LOCK_UNAVAILABLE,
+        severity=Severity.WARN,
+        meaning=(
+            "Redis, the distributed lock, is unreachable: claims fall back to an in-process "
+            "lock, which does not span instances for the outage window (spec: "
+            "CRON_RUNNER_DUPLICATE_FIRE suppression is weakened)."
+        ),
+        action=(
+            "Fall back to the in-process lock with a warning and mark reports "
+            "lock_mode: local; distributed locking resumes once Redis reconnects."
+        ),
+        user_message="",
+        spec=_S000,
+        section="failure_injection",
+    ),
+)
+
+REASONS: Mapping[ReasonCode, Reason] = MappingProxyType({r.code: r for r in _TABLE})
+"""Every reason, keyed by code; read-only."""
+
+
+def reason(code: str | ReasonCode) -> Reason:
+    """The :class:`Reason` for ``code``; :class:`KeyError` for a code not in the table."""
+    try:
+        return REASONS[ReasonCode(code)]
+    except (ValueError, KeyError):
+        raise KeyError(f"unknown reason code: {code!r}") from None
+
+
+def user_message(code: str | ReasonCode) -> str:
+    """What to tell a user about ``code``: the richest plain-English text of the spec.
+
+    The situation explanation where one holds whenever the code is emitted, else the
+    reason table's user-facing message, else ``""`` (the spec has none).
+    """
+    entry = reason(code)
+    return entry.explanation or entry.user_message

@@ -1,0 +1,16 @@
+"""Shared test configuration.
+
+Hypothesis runs without deadlines (the CI machine is small and shared; speed is
+measured in bench/, never asserted here). Under ``CI=true`` the ``ci`` profile
+prints the reproduction blob of any failure.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("default", deadline=None)
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
