@@ -47,7 +47,7 @@ def _brute_force(zone: ZoneInfo, year: int) -> list[tuple[int, int, int]]:
 
 
 @pytest.mark.parametrize("name", ZONES)
-@pytest.mark.parametrize("year", [1975, 2000, 2026, 2040])
+@pytest.mark.parametrize("year", [1975, 2000, 2026, 2040, 2731])
 def test_it_finds_every_offset_change(name: str, year: int) -> None:
     zone = ZoneInfo(name)
     assert list(transitions(zone, year)) == _brute_force(zone, year)

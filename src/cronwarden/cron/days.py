@@ -26,6 +26,7 @@ MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 ALL_DAYS = ((1 << 32) - 1) & ~1  # bits 1..31
 ALL_WEEKDAYS = 0x7F
+_FIRST_28 = ((1 << 29) - 1) & ~1  # bits 1..28: days every month has
 
 
 class DaySpec(NamedTuple):
@@ -126,12 +127,13 @@ def ever_fires(spec: DaySpec, months: int) -> bool:
         # A restricted day-of-week alone always finds a day: even ``w#5`` has a
         # month of 29 or more days whose 1st is ``w``.
         return True
-    month_numbers = [m for m in range(1, 13) if months >> m & 1]
     if spec.dow_everyday:
-        if spec.dom_last or spec.dom_last_weekday:
-            return True
+        if spec.dom_last or spec.dom_last_weekday or (spec.dom | spec.dom_nearest) & _FIRST_28:
+            return True  # every month has these days
+        month_numbers = [m for m in range(1, 13) if months >> m & 1]
         longest = max(max(month_lengths(m)) for m in month_numbers)
         return bool((spec.dom | spec.dom_nearest) & ((2 << longest) - 1))
+    month_numbers = [m for m in range(1, 13) if months >> m & 1]
     return any(
         day_mask(spec, length, first)
         for month in month_numbers

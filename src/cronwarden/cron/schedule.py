@@ -161,6 +161,7 @@ class CronSchedule:
 
     def _next_zoned(self, start: int) -> int | None:
         """Smallest fire instant ``>= start``."""
+        searched_from, wall = 0, -1  # `wall` is the first match at or after `searched_from`
         while True:
             seg = self._segment_at(start)
             wall_min = start + seg.offset
@@ -169,9 +170,11 @@ class CronSchedule:
                     wall_min = max(wall_min, seg.start + seg.prev_offset)
                 elif seg.opens_gap and start == seg.start:  # skipped wall times fire now
                     wall_min = seg.start + seg.prev_offset
-            wall = self._next_wall(wall_min)
-            if wall is None:
-                return None
+            if not searched_from <= wall_min <= wall:  # else the last search still answers
+                found = self._next_wall(wall_min)
+                if found is None:
+                    return None
+                searched_from, wall = wall_min, found
             instant = max(wall - seg.offset, seg.start)
             if instant < seg.end:
                 return instant

@@ -11,9 +11,9 @@ subtraction.
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronwarden.errors import CronError
@@ -23,10 +23,9 @@ DAY = 86_400
 #: Distance between offset probes; see :func:`transitions`.
 PROBE_DAYS = 2
 
-# Probing stays inside the years every platform's datetime can represent.
-_FIRST_YEAR, _LAST_YEAR = 2, 9997
-_MIN_PROBE = (date(_FIRST_YEAR, 1, 1).toordinal() - EPOCH_ORDINAL) * DAY
-_MAX_PROBE = (date(_LAST_YEAR + 1, 1, 1).toordinal() - EPOCH_ORDINAL) * DAY
+# Probing stays two days inside the years a datetime can hold, so that local
+# times of every zone stay representable.
+_FIRST_YEAR, _LAST_YEAR = 1, 9999
 _FOREVER = 2**62
 
 _FIXED_KEYS = frozenset(
@@ -60,8 +59,14 @@ def fixed_offset(tz: tzinfo) -> int | None:
 
 
 def year_start(year: int) -> int:
-    """Unix time of January 1st, 00:00 UTC, of ``year``."""
-    return (date(year, 1, 1).toordinal() - EPOCH_ORDINAL) * DAY
+    """Unix time of January 1st, 00:00 UTC, of ``year`` (proleptic Gregorian, any year)."""
+    before = year - 1
+    ordinal = 365 * before + before // 4 - before // 100 + before // 400 + 1
+    return (ordinal - EPOCH_ORDINAL) * DAY
+
+
+_MIN_PROBE = year_start(_FIRST_YEAR) + 2 * DAY
+_MAX_PROBE = year_start(_LAST_YEAR + 1) - 2 * DAY
 
 
 def year_of(instant: int) -> int:
@@ -79,9 +84,41 @@ def offset_at(tz: tzinfo, instant: int) -> int:
 Transition = tuple[int, int, int]  # (instant, offset before, offset after)
 
 
+#: The Gregorian calendar repeats every 400 years, to the second.
+_CYCLE_YEARS = 400
+_CYCLE_SECONDS = 146_097 * DAY
+#: From this year on every IANA zone follows its standing rule (the database lists
+#: explicit changes only up to the 2080s); checked per zone by :func:`_follows_rule`.
+_RULE_YEAR = 2200
+
+
 @lru_cache(maxsize=4096)
 def transitions(tz: tzinfo, year: int) -> tuple[Transition, ...]:
     """Offset changes at instants ``T`` with ``year_start(year) < T <= year_start(year + 1)``.
+
+    Years past :data:`_RULE_YEAR` + 400 are copied from the same year of the
+    first 400-year cycle after it, shifted by whole cycles, when the zone's
+    changes there repeat with the calendar.
+    """
+    if _RULE_YEAR + _CYCLE_YEARS <= year <= _LAST_YEAR and _follows_rule(tz):
+        cycles = (year - _RULE_YEAR) // _CYCLE_YEARS
+        shift = cycles * _CYCLE_SECONDS
+        base = transitions(tz, year - cycles * _CYCLE_YEARS)
+        return tuple((instant + shift, before, after) for instant, before, after in base)
+    return _probe_year(tz, year)
+
+
+@lru_cache(maxsize=1024)
+def _follows_rule(tz: tzinfo) -> bool:
+    """Whether the zone's changes repeat with the 400-year calendar cycle after 2200."""
+    first = _probe_year(tz, _RULE_YEAR)
+    later = _probe_year(tz, _RULE_YEAR + _CYCLE_YEARS)
+    return later == tuple((t + _CYCLE_SECONDS, a, b) for t, a, b in first)
+
+
+@lru_cache(maxsize=16_384)  # about 870 bytes a year; years past 2600 are shifted copies
+def _probe_year(tz: tzinfo, year: int) -> tuple[Transition, ...]:
+    """Offset changes in ``year`` (see :func:`transitions`), found by probing.
 
     Probes every :data:`PROBE_DAYS` days and bisects where the offset moved.
     That finds every change as long as no two changes are closer together than
@@ -113,8 +150,7 @@ def _bisect_change(tz: tzinfo, lo: int, hi: int, lo_offset: int) -> int:
     return hi
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):
     """``[start, end)``: instants with one UTC ``offset``.
 
     ``prev_offset`` is the offset just before ``start``; it equals ``offset``
@@ -137,6 +173,13 @@ class Segment:
         return self.offset < self.prev_offset
 
 
+@lru_cache(maxsize=4096)
+def _window(tz: tzinfo, year: int) -> tuple[tuple[int, ...], tuple[Transition, ...]]:
+    """The changes of ``year`` and the years either side, and their instants."""
+    changes = transitions(tz, year - 1) + transitions(tz, year) + transitions(tz, year + 1)
+    return tuple(change[0] for change in changes), changes
+
+
 #: A segment that contains no instant: the starting point of every search cache.
 EMPTY_SEGMENT = Segment(0, 0, 0, 0)
 
@@ -150,8 +193,8 @@ def segment_at(tz: tzinfo, instant: int) -> Segment:
         offset = offset_at(tz, _MIN_PROBE)
         return Segment(-_FOREVER, _MIN_PROBE, offset, offset)
     year = year_of(instant)
-    changes = transitions(tz, year - 1) + transitions(tz, year) + transitions(tz, year + 1)
-    index = bisect_right(changes, instant, key=lambda change: change[0])
+    instants, changes = _window(tz, year)
+    index = bisect_right(instants, instant)
     end = changes[index][0] if index < len(changes) else min(year_start(year + 2), _MAX_PROBE)
     if index:
         start, before, after = changes[index - 1]
