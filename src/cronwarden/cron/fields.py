@@ -117,6 +117,9 @@ def _value(token: str, kind: Kind) -> int:
     raise _fail(kind, f"{token!r} is not {what}")
 
 
+_STEPS = MappingProxyType({str(step): step for step in range(1, 64)})
+
+
 def _small_int(digits: str, too_big: int) -> int:
     """``int(digits)``, or ``too_big`` for huge values (never parse thousands of digits)."""
     significant = digits.lstrip("0")
@@ -124,6 +127,9 @@ def _small_int(digits: str, too_big: int) -> int:
 
 
 def _step(text: str, kind: Kind) -> int:
+    common = _STEPS.get(text)
+    if common is not None:
+        return common
     if not (text.isdigit() and text.isascii()):
         raise _fail(kind, f"step {text!r} is not a number")
     step = _small_int(text, 10**8)
@@ -156,13 +162,15 @@ def _bounds(lo: int, hi: int, kind: Kind) -> tuple[int, int]:
     return lo, hi
 
 
+#: ``_COMBS[s]`` has every ``s``-th bit set from bit 0 through 63 (no field goes past 59).
+_COMBS = (0, *(sum(1 << bit for bit in range(0, 64, step)) for step in range(1, 64)))
+
+
 def _range_bits(lo: int, hi: int, step: int) -> int:
+    span = ((2 << hi) - 1) ^ ((1 << lo) - 1)
     if step == 1:
-        return ((2 << hi) - 1) ^ ((1 << lo) - 1)
-    bits = 0
-    for value in range(lo, hi + 1, step):
-        bits |= 1 << value
-    return bits
+        return span
+    return (_COMBS[step] << lo) & span if step < len(_COMBS) else 1 << lo
 
 
 def _item_bits(item: str, kind: Kind, hash_key: str | None) -> int:
@@ -209,6 +217,8 @@ def field_bits(text: str, kind: Kind, hash_key: str | None) -> int:
 
 @lru_cache(maxsize=4096)
 def _list_bits(text: str, kind: Kind, hash_key: str | None) -> int:
+    if "," not in text:
+        return _item_bits(text, kind, hash_key)
     bits = 0
     for item in _items(text, kind):
         bits |= _item_bits(item, kind, hash_key)
