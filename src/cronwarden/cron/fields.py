@@ -141,7 +141,8 @@ def _step(text: str, kind: Kind) -> int:
 def _hash(hash_key: str | None, kind: Kind) -> int:
     if hash_key is None:
         raise _fail(kind, "H needs a hash key (the task id); pass hash_key=")
-    digest = hashlib.blake2b(f"{hash_key}\x00{kind.index}".encode(), digest_size=8).digest()
+    key = f"{hash_key}\x00{kind.index}".encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(key, digest_size=8).digest()
     return int.from_bytes(digest, "big")
 
 
