@@ -163,10 +163,12 @@ ERRORS = [
     ("never-fires-and-rule", "0 0 */30 * MON#3", "never fires"),
     ("hash-without-key", "H * * * *", "minute: H needs a hash key"),
     ("l-alone-in-dow", "0 0 * * L", "day-of-week: 'L' needs a weekday before it"),
-    ("nth-out-of-range", "0 0 * * 5#6", "6 is outside 1-5"),
+    ("nth-out-of-range", "0 0 * * 5#6", "day-of-week: #6 in '5#6' must be #1 to #5"),
     ("bad-dom-special", "0 0 L-3 * *", "day-of-month: 'L-3' is not L, LW or nW"),
     ("question-in-minute", "? * * * *", "minute: '?' is not a number"),
-    ("non-ascii-digits", "\u0661 * * * *", "minute:"),
+    ("non-ascii-digits", "\u0661 * * * *", "expression: '\u0661' is not a cron character"),
+    ("non-ascii-letters-are-not-names", "0 0 * * \u017fun", "is not a cron character"),
+    ("question-mark-in-a-list", "0 0 1,? * MON", "day-of-month: '?' is not a number"),
     ("huge-number", "0 " + "9" * 5000 + " * * *", "hour: 99999999999999999999... is outside"),
 ]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -76,7 +76,20 @@ def test_it_puts_an_instant_in_its_segment() -> None:
     assert before.end == spring and before.offset == -5 * 3600
 
 
-@pytest.mark.parametrize("bad", ["Mars/Base", "", "../etc/passwd", "America", "\x00"])
+@pytest.mark.parametrize(
+    "bad",
+    ["Mars/Base", "", "../etc/passwd", "America", "\x00", "localtime", "right/UTC", "posix/UTC"],
+)
 def test_it_rejects_unknown_zone_names(bad: str) -> None:
     with pytest.raises(CronError, match="timezone:"):
         resolve_zone(bad)
+
+
+class _NoOffset(tzinfo):
+    def utcoffset(self, dt: datetime | None) -> None:
+        return None
+
+
+def test_it_rejects_a_tzinfo_without_an_offset() -> None:
+    with pytest.raises(CronError, match="gives no UTC offset"):
+        resolve_zone(_NoOffset())

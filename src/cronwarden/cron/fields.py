@@ -75,7 +75,7 @@ MONTH = Kind(4, "month", 1, 12, MappingProxyType({n: i + 1 for i, n in enumerate
 DAY_OF_WEEK = Kind(
     5, "day-of-week", 0, 7, MappingProxyType({n: i for i, n in enumerate(_DAYS)}), 0, 6
 )
-_NTH = Kind(5, "day-of-week #n", 1, 5, _NO_NAMES, 1, 5)
+_NTH = Kind(5, "day-of-week #n", 1, 5, _NO_NAMES, 1, 5)  # its values table only
 
 
 class Fields(NamedTuple):
@@ -178,7 +178,7 @@ def _item_bits(item: str, kind: Kind, hash_key: str | None) -> int:
     """Bits of one list item: ``*``, ``?``, ``H``, ``a``, ``a-b``, each with ``/step``."""
     base, slash, step_text = item.partition("/")
     step = _step(step_text, kind) if slash else 1
-    if base == "*" or (base == "?" and kind.index >= DAY_OF_MONTH.index and kind is not MONTH):
+    if base == "*":
         lo, hi = kind.lo, kind.hi
     elif base.startswith("H"):
         lo, hi = _hashed_bounds(base, kind)
@@ -251,7 +251,9 @@ def _dow_items(text: str, hash_key: str | None) -> tuple[int, int, tuple[tuple[i
     for item in _items(text, DAY_OF_WEEK):
         weekday_text, hash_sign, nth_text = item.partition("#")
         if hash_sign:
-            nth = _value(nth_text, _NTH)
+            nth = _NTH.values.get(nth_text)
+            if nth is None:
+                raise _fail(DAY_OF_WEEK, f"#{nth_text} in {item!r} must be #1 to #5")
             nth_list.append((_value(weekday_text, DAY_OF_WEEK) % 7, nth))
         elif item.endswith("L") and item != "L":
             last |= 1 << (_value(item[:-1], DAY_OF_WEEK) % 7)
@@ -294,6 +296,9 @@ def split_expression(expr: str) -> list[str]:
     """The expression's fields, upper-cased, with macros expanded; 5 or 6 of them."""
     if not isinstance(expr, str):
         raise CronError(f"expression: expected a string, got {type(expr).__name__}")
+    if not expr.isascii():
+        bad = next(char for char in expr if not char.isascii())
+        raise CronError(f"expression: {bad!r} is not a cron character (only ASCII is)")
     stripped = expr.strip()
     if stripped.startswith("@"):
         expansion = MACROS.get(stripped.lower())

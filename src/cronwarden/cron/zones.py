@@ -33,16 +33,34 @@ _FIXED_KEYS = frozenset(
 )
 
 
+#: Files of the zone database that are not zones a schedule should name: the host's
+#: own setting, POSIX defaults, leap-second ("right/") variants and the placeholder.
+_NOT_ZONES = ("localtime", "posixrules", "Factory", "posix/", "right/")
+
+
 def resolve_zone(tz: str | tzinfo) -> tzinfo:
-    """An IANA name or a ``tzinfo`` → ``tzinfo``; unknown names raise :class:`CronError`."""
+    """An IANA name or a ``tzinfo`` → ``tzinfo``; anything else raises :class:`CronError`."""
     if isinstance(tz, tzinfo):
+        try:
+            offset = tz.utcoffset(datetime(2000, 1, 1))
+        except Exception as err:  # a broken tzinfo is bad input, like a bad name
+            raise CronError(f"timezone: {tz!r} failed: {err}") from None
+        if offset is None:
+            raise CronError(f"timezone: {tz!r} gives no UTC offset")
         return tz
     if not isinstance(tz, str):
         raise CronError(f"timezone: expected an IANA name or tzinfo, got {type(tz).__name__}")
+    return _zone_named(tz)
+
+
+@lru_cache(maxsize=1024)
+def _zone_named(name: str) -> tzinfo:
+    if name.startswith(_NOT_ZONES):
+        raise CronError(f"timezone: {name[:60]!r} is not an IANA timezone name")
     try:
-        return ZoneInfo(tz)
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError, TypeError):
-        raise CronError(f"timezone: {tz[:60]!r} is not a known IANA timezone") from None
+        raise CronError(f"timezone: {name[:60]!r} is not a known IANA timezone") from None
 
 
 @lru_cache(maxsize=1024)
