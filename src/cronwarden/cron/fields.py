@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -40,7 +39,7 @@ _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 _NO_NAMES: MappingProxyType[str, int] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: a cache key
+@dataclass(frozen=True, slots=True, eq=False)  # one instance per field: compared by identity
 class Kind:
     """One field of the expression: its name, bounds and value names."""
 
@@ -213,10 +212,9 @@ def field_bits(text: str, kind: Kind, hash_key: str | None) -> int:
     value = kind.values.get(text)
     if value is not None and kind is not DAY_OF_WEEK:
         return 1 << value
-    return _list_bits(text, kind, hash_key if "H" in text else None)
+    return _list_bits(text, kind, hash_key)
 
 
-@lru_cache(maxsize=4096)
 def _list_bits(text: str, kind: Kind, hash_key: str | None) -> int:
     if "," not in text:
         return _item_bits(text, kind, hash_key)
@@ -275,21 +273,10 @@ _EVERY_DAY = DaySpec(dom=ALL_DAYS, dow=ALL_WEEKDAYS)
 def _day_spec(dom_text: str, dow_text: str, hash_key: str | None) -> DaySpec:
     if dom_text == "*" and dow_text == "*":
         return _EVERY_DAY
-    return _day_spec_cached(dom_text, dow_text, hash_key if "H" in dom_text + dow_text else None)
-
-
-@lru_cache(maxsize=4096)
-def _day_spec_cached(dom_text: str, dow_text: str, hash_key: str | None) -> DaySpec:
     dom, last, last_weekday, nearest = _dom_items(dom_text, hash_key)
     dow, dow_last, nth = _dow_items(dow_text, hash_key)
     and_rule = _is_star(dom_text) or _is_star(dow_text)
     return DaySpec(dom, dow, last, last_weekday, nearest, dow_last, nth, and_rule)
-
-
-def clear_caches() -> None:
-    """Forget compiled fields (benchmarks measure parsing from scratch with this)."""
-    _list_bits.cache_clear()
-    _day_spec_cached.cache_clear()
 
 
 def split_expression(expr: str) -> list[str]:
@@ -344,7 +331,6 @@ __all__ = [
     "MACROS",
     "Fields",
     "Kind",
-    "clear_caches",
     "compile_fields",
     "field_bits",
     "split_expression",

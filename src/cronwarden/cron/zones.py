@@ -40,17 +40,22 @@ _NOT_ZONES = ("localtime", "posixrules", "Factory", "posix/", "right/")
 
 def resolve_zone(tz: str | tzinfo) -> tzinfo:
     """An IANA name or a ``tzinfo`` → ``tzinfo``; anything else raises :class:`CronError`."""
+    if isinstance(tz, str):
+        return _zone_named(tz)
     if isinstance(tz, tzinfo):
-        try:
-            offset = tz.utcoffset(datetime(2000, 1, 1))
-        except Exception as err:  # a broken tzinfo is bad input, like a bad name
-            raise CronError(f"timezone: {tz!r} failed: {err}") from None
-        if offset is None:
-            raise CronError(f"timezone: {tz!r} gives no UTC offset")
-        return tz
-    if not isinstance(tz, str):
-        raise CronError(f"timezone: expected an IANA name or tzinfo, got {type(tz).__name__}")
-    return _zone_named(tz)
+        return _zone_checked(tz)
+    raise CronError(f"timezone: expected an IANA name or tzinfo, got {type(tz).__name__}")
+
+
+@lru_cache(maxsize=1024)
+def _zone_checked(tz: tzinfo) -> tzinfo:
+    try:
+        offset = tz.utcoffset(datetime(2000, 1, 1))
+    except Exception as err:  # a broken tzinfo is bad input, like a bad name
+        raise CronError(f"timezone: {tz!r} failed: {err}") from None
+    if offset is None:
+        raise CronError(f"timezone: {tz!r} gives no UTC offset")
+    return tz
 
 
 @lru_cache(maxsize=1024)
