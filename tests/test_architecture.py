@@ -17,3 +17,15 @@ def test_the_cron_engine_imports_no_backend_or_interface() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_manifest_imports_no_backend() -> None:
+    backends = ["redis", "sqlalchemy", "fastapi", "httpx", "typer", "rich"]
+    probe = (
+        "import sys, cronwarden.manifest;"
+        f"print(sorted(m for m in {backends!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

@@ -138,7 +138,8 @@ def test_it_lists_every_code_of_spec_002_section_14(spec002: str) -> None:
 def test_every_code_it_lists_is_named_by_each_spec_it_cites() -> None:
     for entry in REASONS.values():
         for spec in entry.specs:
-            assert entry.code.value in _spec_text(spec), f"{entry.code} not in {spec.value}"
+            if spec is not Spec.CRONWARDEN:  # our own codes have no spec file
+                assert entry.code.value in _spec_text(spec), f"{entry.code} not in {spec.value}"
 
 
 def test_it_carries_every_situation_explanation_of_spec_000(spec000: dict[str, Any]) -> None:

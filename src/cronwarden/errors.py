@@ -35,3 +35,9 @@ class CronError(CronwardenError, ValueError):
     """
 
     code: str = ReasonCode.CRON_RUNNER_INVALID_EXPRESSION
+
+
+class ManifestError(CronwardenError):
+    """A manifest file cannot be read or parsed at all; the last good one stays in force."""
+
+    code: str = ReasonCode.CRON_RUNNER_MANIFEST_UNREADABLE

@@ -67,6 +67,8 @@ class Spec(StrEnum):
 
     CRON_RUNNER = "000_7ff9c8e7bf7cc18a"
     HEALTH_HEARTBEAT = "002_ed972c8f5a5d1968"
+    CRONWARDEN = "cronwarden"
+    """Codes cronwarden adds in the specs' pattern (ARCHITECTURE §3, "Reason codes")."""
 
 
 class ReasonCode(StrEnum):
@@ -94,6 +96,13 @@ class ReasonCode(StrEnum):
     PARAMETER_CHANGE_REQUIRES_APPROVAL = "PARAMETER_CHANGE_REQUIRES_APPROVAL"
     # spec 000 failure_injection: Redis down, in-process lock fallback
     REDIS_LOCK_UNAVAILABLE = "REDIS_LOCK_UNAVAILABLE"
+    # cronwarden: the manifest
+    CRON_RUNNER_MANIFEST_UNREADABLE = "CRON_RUNNER_MANIFEST_UNREADABLE"
+    CRON_RUNNER_MANIFEST_ENTRY_INVALID = "CRON_RUNNER_MANIFEST_ENTRY_INVALID"
+    CRON_RUNNER_DUPLICATE_TASK_ID = "CRON_RUNNER_DUPLICATE_TASK_ID"
+    CRON_RUNNER_UNKNOWN_KEY = "CRON_RUNNER_UNKNOWN_KEY"
+    CRON_RUNNER_DEFAULT_EXPRESSION = "CRON_RUNNER_DEFAULT_EXPRESSION"
+    CRON_RUNNER_PARAMETER_WARNING = "CRON_RUNNER_PARAMETER_WARNING"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +165,8 @@ class Reason:
 
 _S000 = Spec.CRON_RUNNER
 _S002 = Spec.HEALTH_HEARTBEAT
+_OURS = Spec.CRONWARDEN
+_MANIFEST = "ARCHITECTURE §3 Manifest"
 _RC = "reason_codes"
 _S14 = "§14 Reason Codes"
 
@@ -430,6 +441,62 @@ _TABLE: tuple[Reason, ...] = (
         user_message="",
         spec=_S000,
         section="failure_injection",
+    ),
+    # -- cronwarden: the manifest -------------------------------------------------------
+    Reason(
+        code=ReasonCode.CRON_RUNNER_MANIFEST_UNREADABLE,
+        severity=Severity.HARD_REJECT,
+        meaning="The manifest file could not be read or parsed as YAML, JSON or TOML.",
+        action="Keep the last good manifest running and alert; fix the file.",
+        user_message="",
+        spec=_OURS,
+        section=_MANIFEST,
+        alert=AlertLevel.WARN,
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_MANIFEST_ENTRY_INVALID,
+        severity=Severity.HARD_REJECT,
+        meaning="A manifest entry or setting has a missing, mistyped or out-of-range value.",
+        action="Reject that entry or setting; every other entry still schedules.",
+        user_message="",
+        spec=_OURS,
+        section=_MANIFEST,
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_DUPLICATE_TASK_ID,
+        severity=Severity.HARD_REJECT,
+        meaning="Two manifest entries share one task_id; the later one is rejected.",
+        action="Reject the later entry; rename one of them.",
+        user_message="",
+        spec=_OURS,
+        section=_MANIFEST,
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_UNKNOWN_KEY,
+        severity=Severity.WARN,
+        meaning="A manifest key is not known to cronwarden (often a typo); it is ignored.",
+        action="Warn, naming the key; load everything else.",
+        user_message="",
+        spec=_OURS,
+        section=_MANIFEST,
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_DEFAULT_EXPRESSION,
+        severity=Severity.WARN,
+        meaning=("A task has no cron_expression and takes the spec's hourly default '0 * * * *'."),
+        action="Warn; schedule the task hourly until it names its own expression.",
+        user_message="",
+        spec=_OURS,
+        section=_MANIFEST,
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_PARAMETER_WARNING,
+        severity=Severity.WARN,
+        meaning="A parameter is above its warning threshold (ARCHITECTURE §4) but allowed.",
+        action="Warn; keep the value.",
+        user_message="",
+        spec=_OURS,
+        section="ARCHITECTURE §4",
     ),
 )
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from itertools import islice
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,8 +27,10 @@ from rich.table import Table
 from cronwarden._version import __version__
 from cronwarden.cron import CronSchedule, describe, parse
 from cronwarden.cron.zones import resolve_zone
-from cronwarden.errors import CronError, CronwardenError
+from cronwarden.errors import CronError, CronwardenError, ManifestError
+from cronwarden.manifest import Level, Manifest, Problem, load_manifest
 
+EXIT_PROBLEM_FOUND = 1
 EXIT_INVALID_INPUT = 2
 EXIT_INTERNAL_ERROR = 70
 EXIT_INTERRUPTED = 130
@@ -112,6 +116,44 @@ def next_fires(
         typer.echo(json.dumps([fire.isoformat() for fire in fires]))
     else:
         _print_table(expression, schedule, fires)
+
+
+@app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(help="Manifest: .yaml/.yml, .json or .toml.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Check a manifest: one line per problem with its reason code; exit 1 if any is rejected."""
+    try:
+        result = load_manifest(file)
+    except ManifestError as err:
+        typer.echo(f"ERROR {err.code} {err}")
+        raise typer.Exit(EXIT_PROBLEM_FOUND) from None
+    if as_json:
+        findings = [
+            {"level": p.level, "code": p.code, "where": p.where, "message": p.message}
+            for p in result.problems
+        ]
+        tasks = [task.task_id for task in result.manifest.tasks]
+        typer.echo(json.dumps({"tasks": tasks, "problems": findings, "rejected": result.rejected}))
+    else:
+        for problem in result.problems:
+            typer.echo(str(problem))
+        typer.echo(_summary(result.manifest.tasks, result.problems))
+    if result.rejected:
+        raise typer.Exit(EXIT_PROBLEM_FOUND)
+
+
+def _summary(tasks: Sequence[object], problems: Sequence[Problem]) -> str:
+    errors = sum(problem.level is Level.ERROR for problem in problems)
+    warnings = len(problems) - errors
+    return f"{len(tasks)} task(s) valid, {errors} rejected, {warnings} warning(s)"
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the manifest's JSON Schema (for editor completion and CI checks)."""
+    typer.echo(json.dumps(Manifest.model_json_schema(by_alias=False), indent=2))
 
 
 def main() -> None:

@@ -1,0 +1,253 @@
+"""Loading a manifest: read, split into entries, validate each on its own.
+
+Every problem becomes a :class:`Problem` with its reason code and a message
+naming the entry and the field. A rejected entry or setting never stops the
+others: the result holds every task that passed. Only a file that cannot be
+read or parsed at all raises (:class:`ManifestError`), so that a running daemon
+keeps its last good manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from cronwarden.cron import parse
+from cronwarden.errors import CronError, ManifestError
+from cronwarden.manifest.forms import canonical_form
+from cronwarden.manifest.model import (
+    DEFAULT_CRON_EXPRESSION,
+    Manifest,
+    Settings,
+    TaskSpec,
+)
+from cronwarden.reasons import ReasonCode
+
+#: ARCHITECTURE §4: warn above, reject above.
+CONCURRENCY_WARN, CONCURRENCY_LIMIT = 20, 60
+
+
+class Level(StrEnum):
+    ERROR = "error"  # the entry or setting was rejected
+    WARNING = "warning"  # loaded as written, or with a stated default
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding about the manifest, with the reason code that explains it."""
+
+    level: Level
+    code: ReasonCode
+    where: str  # "tasks[2] 'daily_pnl'" or "settings"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level.upper()} {self.code} {self.where}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """The manifest of every valid entry, and every problem found on the way."""
+
+    manifest: Manifest
+    problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def rejected(self) -> bool:
+        return any(problem.level is Level.ERROR for problem in self.problems)
+
+
+def load_manifest(path: str | Path) -> LoadResult:
+    """Read and validate the manifest at ``path`` (``.yaml``/``.yml``, ``.json``, ``.toml``)."""
+    return validate_document(read_document(Path(path)))
+
+
+def read_document(path: Path) -> Any:
+    """The parsed file; :class:`ManifestError` when it cannot be read or parsed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ManifestError(f"{path}: cannot read: {err}") from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            return json.loads(text)
+        if suffix == ".toml":
+            return tomllib.loads(text)
+        if suffix in (".yaml", ".yml"):
+            return yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError, RecursionError) as err:
+        detail = " ".join(str(err).split())
+        raise ManifestError(f"{path}: not valid {suffix[1:].upper()}: {detail}") from None
+    raise ManifestError(f"{path}: unknown extension {suffix!r} (use .yaml, .json or .toml)")
+
+
+def validate_document(document: Any) -> LoadResult:
+    """Validate a parsed manifest document (any shape of :mod:`~cronwarden.manifest.forms`)."""
+    try:
+        raw_settings, entries, section = canonical_form(document)
+    except TypeError as err:
+        raise ManifestError(str(err)) from None
+    problems: list[Problem] = []
+    settings = _settings(raw_settings, problems)
+    tasks = _tasks(entries, section, settings, problems)
+    manifest = Manifest.model_validate({**settings.model_dump(), "tasks": tasks})
+    return LoadResult(manifest, tuple(problems))
+
+
+# -- settings ---------------------------------------------------------------------
+
+
+def _settings(raw: dict[str, Any], problems: list[Problem]) -> Settings:
+    """The valid settings; each invalid one is reported and left at its default."""
+    values = {str(key): value for key, value in raw.items()}
+    while True:
+        try:
+            settings = Settings.model_validate(values)
+            break
+        except ValidationError as err:
+            for error in err.errors():
+                key = str(error["loc"][0]) if error["loc"] else "?"
+                problems.append(_invalid("settings", _describe(error)))
+                values.pop(key, None)
+    _warn_unknown(settings, "settings", problems)
+    return _limit_concurrency(settings, problems)
+
+
+def _limit_concurrency(settings: Settings, problems: list[Problem]) -> Settings:
+    wanted = settings.max_concurrent_tasks
+    if wanted > CONCURRENCY_LIMIT:
+        problems.append(
+            Problem(
+                Level.ERROR,
+                ReasonCode.PARAMETER_CHANGE_REQUIRES_APPROVAL,
+                "settings",
+                f"max_concurrent_tasks: {wanted} is above the hard limit {CONCURRENCY_LIMIT}; "
+                f"keeping the default {CONCURRENCY_WARN}",
+            )
+        )
+        return settings.model_copy(update={"max_concurrent_tasks": CONCURRENCY_WARN})
+    if wanted > CONCURRENCY_WARN:
+        problems.append(
+            Problem(
+                Level.WARNING,
+                ReasonCode.CRON_RUNNER_PARAMETER_WARNING,
+                "settings",
+                f"max_concurrent_tasks: {wanted} is above {CONCURRENCY_WARN}; "
+                "bus throughput may degrade (spec 000)",
+            )
+        )
+    return settings
+
+
+# -- tasks ------------------------------------------------------------------------
+
+
+def _tasks(
+    entries: list[Any], section: str, settings: Settings, problems: list[Problem]
+) -> list[TaskSpec]:
+    tasks: list[TaskSpec] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        task = _task(entry, f"{section}[{index}]", problems)
+        if task is None:
+            continue
+        where = _where(section, index, task.task_id)
+        if task.task_id in seen:
+            problems.append(
+                Problem(
+                    Level.ERROR,
+                    ReasonCode.CRON_RUNNER_DUPLICATE_TASK_ID,
+                    where,
+                    f"task_id {task.task_id!r} is already used by an earlier entry",
+                )
+            )
+        elif _cron_ok(task, settings, where, problems):
+            seen.add(task.task_id)
+            tasks.append(task)
+            _warn_unknown(task, where, problems)
+            _warn_defaults(entry, task, where, problems)
+    return tasks
+
+
+def _task(entry: Any, where: str, problems: list[Problem]) -> TaskSpec | None:
+    if not isinstance(entry, dict):
+        problems.append(_invalid(where, f"an entry is a mapping, not {type(entry).__name__}"))
+        return None
+    try:
+        return TaskSpec.model_validate({str(key): value for key, value in entry.items()})
+    except ValidationError as err:
+        label = _label(where, entry)
+        problems.extend(_invalid(label, _describe(error)) for error in err.errors())
+        return None
+
+
+def _cron_ok(task: TaskSpec, settings: Settings, where: str, problems: list[Problem]) -> bool:
+    try:
+        parse(task.cron_expression, task.timezone or settings.timezone, hash_key=task.task_id)
+    except CronError as err:
+        problems.append(
+            Problem(Level.ERROR, ReasonCode(err.code), where, f"cron_expression: {err}")
+        )
+        return False
+    return True
+
+
+def _warn_defaults(
+    entry: dict[Any, Any], task: TaskSpec, where: str, problems: list[Problem]
+) -> None:
+    if not {"cron_expression", "schedule", "cron"} & set(entry):
+        problems.append(
+            Problem(
+                Level.WARNING,
+                ReasonCode.CRON_RUNNER_DEFAULT_EXPRESSION,
+                where,
+                f"no cron_expression: scheduled hourly ({DEFAULT_CRON_EXPRESSION!r})",
+            )
+        )
+    if not task.targets:
+        problems.append(
+            Problem(
+                Level.WARNING,
+                ReasonCode.CRON_RUNNER_NO_TARGETS,
+                where,
+                "no targets (enabled_strategies): each fire will be skipped",
+            )
+        )
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+def _warn_unknown(model: BaseModel, where: str, problems: list[Problem]) -> None:
+    problems.extend(
+        Problem(
+            Level.WARNING, ReasonCode.CRON_RUNNER_UNKNOWN_KEY, where, f"unknown key {key!r} ignored"
+        )
+        for key in model.model_extra or {}
+    )
+
+
+def _invalid(where: str, message: str) -> Problem:
+    return Problem(Level.ERROR, ReasonCode.CRON_RUNNER_MANIFEST_ENTRY_INVALID, where, message)
+
+
+def _describe(error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "entry"
+    return f"{location}: {error['msg']}"
+
+
+def _label(where: str, entry: dict[Any, Any]) -> str:
+    name = entry.get("task_id", entry.get("name"))
+    return f"{where} {name!r}" if isinstance(name, str) else where
+
+
+def _where(section: str, index: int, task_id: str) -> str:
+    return f"{section}[{index}] {task_id!r}"

@@ -1,0 +1,152 @@
+"""The manifest as typed, frozen models (ARCHITECTURE §3 "Manifest").
+
+Canonical keys, with the specs' names accepted as aliases: ``name`` for
+``task_id``, ``schedule`` and ``cron`` for ``cron_expression``,
+``enabled_strategies`` for ``targets``. Validation that needs more than one
+field (cron expressions in the task's timezone, duplicate ids, parameter
+limits) lives in :mod:`cronwarden.manifest.load`, which checks each entry on its
+own so that one bad entry never takes the others down.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from cronwarden.cron.fields import DAY_OF_WEEK, field_bits
+from cronwarden.cron.zones import resolve_zone
+from cronwarden.errors import CronError
+
+#: spec 000: "Hourly default prevents unintentional high-frequency dispatch."
+DEFAULT_CRON_EXPRESSION = "0 * * * *"
+
+
+class TaskClass(StrEnum):
+    """What the kill switch spares: it suppresses ``trading`` tasks only (spec 000)."""
+
+    TRADING = "trading"
+    GOVERNANCE = "governance"
+    HEALTH = "health"
+
+
+class CatchUp(StrEnum):
+    """What to do with instants missed past their grace window."""
+
+    SKIP = "skip"  # spec 000: missed ticks are not retroactively fired
+    ONCE = "once"  # fire the latest missed instant once
+
+
+def _zone_name(value: str) -> str:
+    try:
+        resolve_zone(value)
+    except CronError as err:
+        raise ValueError(str(err)) from None
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="allow")
+
+
+class QuietHours(_Strict):
+    """A window in which tasks with ``disable_during_quiet_hours`` are suppressed.
+
+    ``end`` before ``start`` crosses midnight; ``days`` are the days the window
+    starts on, in cron day-of-week syntax (``MON-FRI``, ``SAT,SUN``, ``1-5``).
+    """
+
+    name: str = ""
+    start: time
+    end: time
+    days: tuple[str, ...] = ("*",)
+    timezone: str = "UTC"
+
+    @field_validator("days")
+    @classmethod
+    def _days_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            try:
+                field_bits(str(text).upper(), DAY_OF_WEEK, None)
+            except CronError as err:
+                raise ValueError(str(err)) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_known(cls, value: str) -> str:
+        return _zone_name(value)
+
+
+class TaskSpec(_Strict):
+    """One scheduled task (spec 000 manifest entry, spec 001 job, spec 003 job)."""
+
+    task_id: str = Field(min_length=1, validation_alias=AliasChoices("task_id", "name"))
+    cron_expression: str = Field(
+        default=DEFAULT_CRON_EXPRESSION,
+        validation_alias=AliasChoices("cron_expression", "schedule", "cron"),
+    )
+    targets: tuple[str, ...] = Field(
+        default=(), validation_alias=AliasChoices("targets", "enabled_strategies")
+    )
+    task_class: TaskClass = TaskClass.TRADING
+    disable_during_quiet_hours: bool = False
+    enabled: bool = True
+    timezone: str | None = None
+    description: str = ""
+    config: dict[str, Any] = Field(default_factory=dict)
+    misfire_grace_s: float = Field(default=30.0, gt=0, le=86_400)
+    catch_up: CatchUp = CatchUp.SKIP
+    # spec 003: what a skill job runs
+    skill: str | None = None
+    persona: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    notify: tuple[str, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_known(cls, value: str | None) -> str | None:
+        return None if value is None else _zone_name(value)
+
+
+class Settings(_Strict):
+    """The manifest's top-level settings (everything but the task list)."""
+
+    timezone: str = "UTC"
+    max_concurrent_tasks: int = Field(default=20, ge=1)
+    state_dir: str | None = None
+    artifacts_dir: str | None = None
+    log_level: str = "info"
+    quiet_hours: tuple[QuietHours, ...] = ()
+    # Sections of later components, kept as written until those components validate them.
+    targets: dict[str, Any] = Field(default_factory=dict)
+    execution_modes: dict[str, Any] = Field(default_factory=dict)
+    services: list[Any] = Field(default_factory=list)
+    heartbeat: dict[str, Any] = Field(default_factory=dict)
+    supervisor: dict[str, Any] = Field(default_factory=dict)
+    alerts: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_known(cls, value: str) -> str:
+        return _zone_name(value)
+
+
+class Manifest(Settings):
+    """A whole manifest: settings plus the tasks that passed validation."""
+
+    tasks: tuple[TaskSpec, ...] = ()
+
+    def task(self, task_id: str) -> TaskSpec:
+        """The task named ``task_id``; :class:`KeyError` when there is none."""
+        for task in self.tasks:
+            if task.task_id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    def zone_of(self, task: TaskSpec) -> str:
+        """The timezone a task's expression is read in: its own, else the manifest's."""
+        return task.timezone or self.timezone

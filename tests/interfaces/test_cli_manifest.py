@@ -1,0 +1,74 @@
+"""`cronwarden validate` and `cronwarden schema`, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cronwarden", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["cronwarden.yaml", "spec000-manifest.json", "scheduler.yaml", "config.json"]
+)
+def test_it_validates_every_example_cleanly(name: str) -> None:
+    done = _run("validate", str(EXAMPLES / name))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 rejected, 0 warning(s)" in done.stdout
+
+
+def test_it_prints_one_line_per_problem_and_exits_1(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "tasks:\n"
+        "  - {task_id: good, cron_expression: '0 9 * * *', targets: [a]}\n"
+        "  - {task_id: bad, cron_expression: '99 * * * *', targets: [a]}\n"
+        "  - {task_id: hourly, targets: [a]}\n"
+    )
+    done = _run("validate", str(manifest))
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("ERROR CRON_RUNNER_INVALID_EXPRESSION tasks[1] 'bad':")
+    assert lines[1].startswith("WARNING CRON_RUNNER_DEFAULT_EXPRESSION tasks[2] 'hourly':")
+    assert lines[2] == "2 task(s) valid, 1 rejected, 1 warning(s)"
+
+
+def test_warnings_alone_exit_0_and_json_lists_them(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"max_concurrent_tasks": 30, "tasks": []}))
+    done = _run("validate", str(manifest), "--json")
+    assert done.returncode == 0
+    report = json.loads(done.stdout)
+    assert report["rejected"] is False
+    assert report["problems"][0]["code"] == "CRON_RUNNER_PARAMETER_WARNING"
+
+
+def test_an_unreadable_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("tasks: [")
+    done = _run("validate", str(manifest))
+    assert done.returncode == 1
+    assert done.stdout.startswith("ERROR CRON_RUNNER_MANIFEST_UNREADABLE")
+    assert done.stdout.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_it_prints_the_json_schema() -> None:
+    done = _run("schema")
+    assert done.returncode == 0
+    schema = json.loads(done.stdout)
+    assert "tasks" in schema["properties"]
+    assert "TaskSpec" in schema["$defs"]
