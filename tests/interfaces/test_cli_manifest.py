@@ -72,3 +72,22 @@ def test_it_prints_the_json_schema() -> None:
     schema = json.loads(done.stdout)
     assert "tasks" in schema["properties"]
     assert "TaskSpec" in schema["$defs"]
+
+
+def test_next_takes_a_task_id_in_its_own_zone_and_hash_key() -> None:
+    manifest = str(EXAMPLES / "cronwarden.yaml")
+    done = _run(
+        "next", "quote_cycle", "--manifest", manifest, "-n", "2",
+        "--after", "2026-03-06T00:00:00Z", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["2026-03-06T09:00:00-05:00", "2026-03-06T09:05:00-05:00"]
+    hashed = _run("next", "rebalance", "--manifest", manifest, "--json", "-n", "1")
+    direct = _run("next", "H(0-29) 15 * * FRI", "--hash-key", "rebalance", "--json", "-n", "1")
+    assert json.loads(hashed.stdout) == json.loads(direct.stdout)
+
+
+def test_next_says_when_a_name_is_neither_task_nor_expression() -> None:
+    done = _run("next", "nope", "--manifest", str(EXAMPLES / "cronwarden.yaml"))
+    assert done.returncode == 2
+    assert done.stderr.startswith("CRON_RUNNER_INVALID_EXPRESSION: 'nope' is neither a task")

@@ -87,13 +87,24 @@ def _print_table(expr: str, schedule: CronSchedule, fires: list[datetime]) -> No
     console.print(table)
 
 
+DEFAULT_MANIFEST = Path("cronwarden.yaml")
+
+
 @app.command("next")
 def next_fires(
-    expression: Annotated[str, typer.Argument(help="Cron expression, e.g. '0 9 * * MON-FRI'.")],
+    task_or_expression: Annotated[
+        str,
+        typer.Argument(
+            metavar="TASK|EXPR", help="A task id of the manifest, or a cron expression."
+        ),
+    ],
     count: Annotated[
         int, typer.Option("-n", "--count", min=1, max=100_000, help="How many fires to list.")
     ] = 5,
-    tz: Annotated[str, typer.Option("--tz", help="IANA timezone of the expression.")] = "UTC",
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="IANA timezone of the expression [default: UTC or the task's]."),
+    ] = None,
     after: Annotated[
         str | None,
         typer.Option(
@@ -104,18 +115,36 @@ def next_fires(
     hash_key: Annotated[
         str | None, typer.Option("--hash-key", help="Task id that seeds H fields.")
     ] = None,
+    manifest: Annotated[
+        Path, typer.Option("--manifest", help="Manifest to look TASK up in.")
+    ] = DEFAULT_MANIFEST,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON array of ISO 8601 instants.")
     ] = False,
 ) -> None:
-    """List the next fires of a cron expression, in its timezone and in UTC."""
-    zone = resolve_zone(tz)
-    schedule = parse(expression, zone, hash_key=hash_key)
+    """List the next fires of a task or a cron expression, in its timezone and in UTC."""
+    expression, zone_name, key = _task_schedule(task_or_expression, manifest)
+    zone = resolve_zone(tz or zone_name)
+    schedule = parse(expression, zone, hash_key=hash_key or key)
     fires = _fires(schedule, _parse_after(after, zone), count)
     if as_json:
         typer.echo(json.dumps([fire.isoformat() for fire in fires]))
     else:
         _print_table(expression, schedule, fires)
+
+
+def _task_schedule(text: str, manifest: Path) -> tuple[str, str, str | None]:
+    """``(expression, timezone, hash key)`` of the task named ``text``, else ``text`` itself."""
+    if len(text.split()) != 1 or text.startswith("@"):
+        return text, "UTC", None
+    if not manifest.exists():
+        raise CronError(f"{text!r} is not a cron expression and {manifest} does not exist")
+    loaded = load_manifest(manifest).manifest
+    try:
+        task = loaded.task(text)
+    except KeyError:
+        raise CronError(f"{text!r} is neither a task of {manifest} nor a cron expression") from None
+    return task.cron_expression, loaded.zone_of(task), task.task_id
 
 
 @app.command("validate")
