@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
+from subprocess import CompletedProcess
 
 import pytest
 
 from cronwarden import __version__
 
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cronwarden", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+Run = Callable[..., CompletedProcess[str]]  # the `cli` fixture of conftest.py
 
 
-def test_it_lists_next_fires_as_json() -> None:
-    done = _run(
+def test_it_lists_next_fires_as_json(cli: Run) -> None:
+    done = cli(
         "next",
         "30 2 * * *",
         "--tz",
@@ -41,8 +33,8 @@ def test_it_lists_next_fires_as_json() -> None:
     ]
 
 
-def test_it_prints_a_table_with_local_and_utc_times_and_a_description() -> None:
-    done = _run(
+def test_it_prints_a_table_with_local_and_utc_times_and_a_description(cli: Run) -> None:
+    done = cli(
         "next",
         "0 9 * * MON-FRI",
         "--tz",
@@ -58,8 +50,8 @@ def test_it_prints_a_table_with_local_and_utc_times_and_a_description() -> None:
     assert "Monday through Friday" in done.stdout
 
 
-def test_it_reads_a_naive_after_in_the_given_zone() -> None:
-    done = _run(
+def test_it_reads_a_naive_after_in_the_given_zone(cli: Run) -> None:
+    done = cli(
         "next",
         "0 0 * * *",
         "--tz",
@@ -73,8 +65,8 @@ def test_it_reads_a_naive_after_in_the_given_zone() -> None:
     assert json.loads(done.stdout) == ["2026-01-02T00:00:00+09:00"]
 
 
-def test_it_defaults_to_now() -> None:
-    done = _run("next", "* * * * *", "--json", "-n", "2")
+def test_it_defaults_to_now(cli: Run) -> None:
+    done = cli("next", "* * * * *", "--json", "-n", "2")
     assert done.returncode == 0
     assert len(json.loads(done.stdout)) == 2
 
@@ -90,8 +82,10 @@ def test_it_defaults_to_now() -> None:
     ],
     ids=["out-of-range", "never-fires", "bad-zone", "bad-after", "hash-without-key"],
 )
-def test_it_fails_invalid_input_with_exit_2_and_one_line(args: list[str], line: str) -> None:
-    done = _run(*args)
+def test_it_fails_invalid_input_with_exit_2_and_one_line(
+    args: list[str], line: str, cli: Run
+) -> None:
+    done = cli(*args)
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.startswith(line)
@@ -99,24 +93,24 @@ def test_it_fails_invalid_input_with_exit_2_and_one_line(args: list[str], line: 
     assert "Traceback" not in done.stderr
 
 
-def test_it_accepts_a_hash_key() -> None:
+def test_it_accepts_a_hash_key(cli: Run) -> None:
     args = ("next", "H H * * *", "--hash-key", "daily_pnl_reconcile", "--json")
     args += ("--after", "2026-01-01T00:00:00Z")
-    done, again = _run(*args), _run(*args)
+    done, again = cli(*args), cli(*args)
     assert done.returncode == 0 and json.loads(done.stdout) == json.loads(again.stdout)
 
 
-def test_it_prints_its_version() -> None:
-    done = _run("--version")
+def test_it_prints_its_version(cli: Run) -> None:
+    done = cli("--version")
     assert done.returncode == 0 and done.stdout.strip() == f"cronwarden {__version__}"
 
 
 @pytest.mark.parametrize("command", [[], ["next"]], ids=["root", "next"])
-def test_it_has_help_on_every_command(command: list[str]) -> None:
-    done = _run(*command, "--help")
+def test_it_has_help_on_every_command(command: list[str], cli: Run) -> None:
+    done = cli(*command, "--help")
     assert done.returncode == 0 and "Usage" in done.stdout
 
 
-def test_it_rejects_a_bad_count_as_a_usage_error() -> None:
-    done = _run("next", "* * * * *", "-n", "0")
+def test_it_rejects_a_bad_count_as_a_usage_error(cli: Run) -> None:
+    done = cli("next", "* * * * *", "-n", "0")
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -3,35 +3,27 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cronwarden", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+Run = Callable[..., CompletedProcess[str]]  # the `cli` fixture of conftest.py
 
 
 @pytest.mark.parametrize(
     "name", ["cronwarden.yaml", "spec000-manifest.json", "scheduler.yaml", "config.json"]
 )
-def test_it_validates_every_example_cleanly(name: str) -> None:
-    done = _run("validate", str(EXAMPLES / name))
+def test_it_validates_every_example_cleanly(name: str, cli: Run) -> None:
+    done = cli("validate", str(EXAMPLES / name))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 rejected, 0 warning(s)" in done.stdout
 
 
-def test_it_prints_one_line_per_problem_and_exits_1(tmp_path: Path) -> None:
+def test_it_prints_one_line_per_problem_and_exits_1(tmp_path: Path, cli: Run) -> None:
     manifest = tmp_path / "m.yaml"
     manifest.write_text(
         "tasks:\n"
@@ -39,7 +31,7 @@ def test_it_prints_one_line_per_problem_and_exits_1(tmp_path: Path) -> None:
         "  - {task_id: bad, cron_expression: '99 * * * *', targets: [a]}\n"
         "  - {task_id: hourly, targets: [a]}\n"
     )
-    done = _run("validate", str(manifest))
+    done = cli("validate", str(manifest))
     assert done.returncode == 1
     lines = done.stdout.splitlines()
     assert lines[0].startswith("ERROR CRON_RUNNER_INVALID_EXPRESSION tasks[1] 'bad':")
@@ -47,47 +39,47 @@ def test_it_prints_one_line_per_problem_and_exits_1(tmp_path: Path) -> None:
     assert lines[2] == "2 task(s) valid, 1 rejected, 1 warning(s)"
 
 
-def test_warnings_alone_exit_0_and_json_lists_them(tmp_path: Path) -> None:
+def test_warnings_alone_exit_0_and_json_lists_them(tmp_path: Path, cli: Run) -> None:
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps({"max_concurrent_tasks": 30, "tasks": []}))
-    done = _run("validate", str(manifest), "--json")
+    done = cli("validate", str(manifest), "--json")
     assert done.returncode == 0
     report = json.loads(done.stdout)
     assert report["rejected"] is False
     assert report["problems"][0]["code"] == "CRON_RUNNER_PARAMETER_WARNING"
 
 
-def test_an_unreadable_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
+def test_an_unreadable_file_is_one_line_and_exit_1(tmp_path: Path, cli: Run) -> None:
     manifest = tmp_path / "m.yaml"
     manifest.write_text("tasks: [")
-    done = _run("validate", str(manifest))
+    done = cli("validate", str(manifest))
     assert done.returncode == 1
     assert done.stdout.startswith("ERROR CRON_RUNNER_MANIFEST_UNREADABLE")
     assert done.stdout.count("\n") == 1 and "Traceback" not in done.stderr
 
 
-def test_it_prints_the_json_schema() -> None:
-    done = _run("schema")
+def test_it_prints_the_json_schema(cli: Run) -> None:
+    done = cli("schema")
     assert done.returncode == 0
     schema = json.loads(done.stdout)
     assert "tasks" in schema["properties"]
     assert "TaskSpec" in schema["$defs"]
 
 
-def test_next_takes_a_task_id_in_its_own_zone_and_hash_key() -> None:
+def test_next_takes_a_task_id_in_its_own_zone_and_hash_key(cli: Run) -> None:
     manifest = str(EXAMPLES / "cronwarden.yaml")
-    done = _run(
+    done = cli(
         "next", "quote_cycle", "--manifest", manifest, "-n", "2",
         "--after", "2026-03-06T00:00:00Z", "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == ["2026-03-06T09:00:00-05:00", "2026-03-06T09:05:00-05:00"]
-    hashed = _run("next", "rebalance", "--manifest", manifest, "--json", "-n", "1")
-    direct = _run("next", "H(0-29) 15 * * FRI", "--hash-key", "rebalance", "--json", "-n", "1")
+    hashed = cli("next", "rebalance", "--manifest", manifest, "--json", "-n", "1")
+    direct = cli("next", "H(0-29) 15 * * FRI", "--hash-key", "rebalance", "--json", "-n", "1")
     assert json.loads(hashed.stdout) == json.loads(direct.stdout)
 
 
-def test_next_says_when_a_name_is_neither_task_nor_expression() -> None:
-    done = _run("next", "nope", "--manifest", str(EXAMPLES / "cronwarden.yaml"))
+def test_next_says_when_a_name_is_neither_task_nor_expression(cli: Run) -> None:
+    done = cli("next", "nope", "--manifest", str(EXAMPLES / "cronwarden.yaml"))
     assert done.returncode == 2
     assert done.stderr.startswith("CRON_RUNNER_INVALID_EXPRESSION: 'nope' is neither a task")
