@@ -41,3 +41,12 @@ class ManifestError(CronwardenError):
     """A manifest file cannot be read or parsed at all; the last good one stays in force."""
 
     code: str = ReasonCode.CRON_RUNNER_MANIFEST_UNREADABLE
+
+
+# -- backend errors: translated at the adapter boundary -------------------------------
+
+
+class BackendUnavailable(CronwardenError, ConnectionError):
+    """A backend (bus, lock, store) cannot be reached or refused the operation."""
+
+    code: str = "BACKEND_UNAVAILABLE"

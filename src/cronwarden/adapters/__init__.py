@@ -1,0 +1,3 @@
+"""Adapters: one module per technology, each fulfilling ports of ``cronwarden.ports``."""
+
+from __future__ import annotations

@@ -1,0 +1,60 @@
+"""The OperationsReport (ARCHITECTURE §3, contract): one per outcome of a fire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from cronwarden.reasons import ReasonCode
+
+CRON_RUNNER_BOT_ID = "gov.cron_runner"
+
+
+class EventType(StrEnum):
+    DISPATCHED = "CRON_TASK_DISPATCHED"
+    SUPPRESSED = "CRON_TASK_SUPPRESSED"
+    FAILED = "CRON_TASK_FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class OperationsReport:
+    """What happened to one scheduled instant of one task, and why.
+
+    ``fired_at_ms`` is the scheduled instant (spec 000's pseudocode sets it to
+    ``scheduled_at_ms``); ``report_id`` keeps the spec's ``ops_cronrunner_``
+    prefix and adds the task and event so that it is unique.
+    """
+
+    event_type: EventType
+    task_id: str
+    fired_at_ms: int
+    targets: tuple[str, ...]
+    trace_id: str
+    reason_code: ReasonCode
+    lock_mode: str = "local"
+    suppressed_count: int = 0
+    bot_id: str = CRON_RUNNER_BOT_ID
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def report_id(self) -> str:
+        kind = self.event_type.removeprefix("CRON_TASK_").lower()
+        return f"ops_cronrunner_{self.fired_at_ms}_{self.task_id}_{kind}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's wire shape, plus ``reason_code``, ``lock_mode`` and any details."""
+        return {
+            "report_id": self.report_id,
+            "bot_id": self.bot_id,
+            "event_type": str(self.event_type),
+            "task_id": self.task_id,
+            "fired_at_ms": self.fired_at_ms,
+            "targets": list(self.targets),
+            "suppressed_count": self.suppressed_count,
+            "trace_id": self.trace_id,
+            "report_kind": "OperationsReport",
+            "reason_code": str(self.reason_code),
+            "lock_mode": self.lock_mode,
+            **self.details,
+        }

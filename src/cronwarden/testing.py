@@ -1,0 +1,46 @@
+"""Test helpers shipped with cronwarden: a fake clock that tests drive by hand."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+
+class FakeClock:
+    """A :class:`~cronwarden.ports.Clock` that moves only when told to.
+
+    ``advance`` moves wall and monotonic time together and wakes the sleepers
+    whose time has come; ``jump`` moves only the wall clock, as an NTP step or a
+    suspend and resume would.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._monotonic = 0.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        wake = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self._monotonic + seconds, wake))
+        await wake
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+        self._monotonic += seconds
+        due = [(t, f) for t, f in self._sleepers if t <= self._monotonic]
+        self._sleepers = [(t, f) for t, f in self._sleepers if t > self._monotonic]
+        for _, future in due:
+            if not future.done():
+                future.set_result(None)
+
+    def jump(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)

@@ -1,0 +1,155 @@
+"""One fire through the pipeline: spec 000's acceptance tests and failure injections
+that need no Redis, on in-memory adapters and a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from cronwarden.adapters.memory import LocalBus, MemoryKillSwitch, MemoryLock
+from cronwarden.core.report import EventType, OperationsReport
+from cronwarden.manifest.model import QuietHours, TaskSpec
+from cronwarden.reasons import ReasonCode
+from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
+from cronwarden.testing import FakeClock
+
+NINE_UTC_MS = 1_746_781_200_000  # 2025-05-09T09:00:00Z, a Friday
+
+
+def _task(**fields: Any) -> TaskSpec:
+    base = {"task_id": "daily_pnl_reconcile", "cron_expression": "0 9 * * *",
+            "enabled_strategies": ["gov.pnl_reporter"], "task_class": "governance"}  # fmt: skip
+    return TaskSpec.model_validate({**base, **fields})
+
+
+def _dispatcher(
+    clock: FakeClock, *, lock: MemoryLock | None = None, owner: str = "a"
+) -> Dispatcher:
+    return Dispatcher(
+        clock=clock,
+        lock=lock or MemoryLock(clock),
+        bus=LocalBus(),
+        kill_switch=MemoryKillSwitch(),
+        owner=owner,
+        retry_delay_s=0.0,
+    )
+
+
+def _fire(
+    dispatcher: Dispatcher, task: TaskSpec, windows: Sequence[QuietHours] = ()
+) -> OperationsReport:
+    return asyncio.run(dispatcher.fire(task, NINE_UTC_MS, "tr_abc123def456", windows))
+
+
+def test_it_dispatches_to_every_target_and_reports_in_the_contract_shape() -> None:
+    dispatcher = _dispatcher(FakeClock())
+    report = _fire(dispatcher, _task(enabled_strategies=["gov.pnl_reporter", "gov.audit"]))
+    assert report.to_dict() == {
+        "report_id": f"ops_cronrunner_{NINE_UTC_MS}_daily_pnl_reconcile_dispatched",
+        "bot_id": "gov.cron_runner",
+        "event_type": "CRON_TASK_DISPATCHED",
+        "task_id": "daily_pnl_reconcile",
+        "fired_at_ms": NINE_UTC_MS,
+        "targets": ["gov.pnl_reporter", "gov.audit"],
+        "suppressed_count": 0,
+        "trace_id": "tr_abc123def456",
+        "report_kind": "OperationsReport",
+        "reason_code": "CRON_RUNNER_TASK_DISPATCHED",
+        "lock_mode": "local",
+    }
+    assert isinstance(dispatcher.bus, LocalBus)
+    assert [m["target"] for m in dispatcher.bus.messages[TRIGGER_TOPIC]] == [
+        "gov.pnl_reporter",
+        "gov.audit",
+    ]
+    assert dispatcher.bus.messages[TRIGGER_TOPIC][0] == {
+        "task_id": "daily_pnl_reconcile",
+        "target": "gov.pnl_reporter",
+        "scheduled_at": NINE_UTC_MS,
+        "trace_id": "tr_abc123def456",
+    }
+
+
+def test_a_second_runner_sharing_the_lock_reports_a_duplicate_fire() -> None:
+    clock = FakeClock()
+    lock = MemoryLock(clock)
+    first = _fire(_dispatcher(clock, lock=lock, owner="a"), _task())
+    second = _fire(_dispatcher(clock, lock=lock, owner="b"), _task())
+    assert first.event_type is EventType.DISPATCHED
+    assert (second.event_type, second.reason_code) == (
+        EventType.SUPPRESSED,
+        ReasonCode.CRON_RUNNER_DUPLICATE_FIRE,
+    )
+
+
+@pytest.mark.parametrize(
+    ("task_class", "event"),
+    [("trading", EventType.SUPPRESSED), ("governance", EventType.DISPATCHED),
+     ("health", EventType.DISPATCHED)],
+    ids=["trading-suppressed", "governance-fires", "health-fires"],
+)  # fmt: skip
+def test_the_kill_switch_suppresses_trading_tasks_only(task_class: str, event: EventType) -> None:
+    clock = FakeClock()
+    dispatcher = _dispatcher(clock)
+    asyncio.run(dispatcher.kill_switch.set(True, "ops", "drill", clock.now()))
+    report = _fire(dispatcher, _task(task_class=task_class))
+    assert report.event_type is event
+    if event is EventType.SUPPRESSED:
+        assert report.reason_code is ReasonCode.KILL_SWITCH_ACTIVE
+        assert report.suppressed_count == 1
+
+
+def test_quiet_hours_suppress_only_tasks_that_opted_in() -> None:
+    window = QuietHours.model_validate({"start": "08:30", "end": "09:30", "timezone": "UTC"})
+    opted_in = _fire(_dispatcher(FakeClock()), _task(disable_during_quiet_hours=True), [window])
+    assert opted_in.reason_code is ReasonCode.CRON_RUNNER_QUIET_HOURS_SKIP
+    regular = _fire(_dispatcher(FakeClock()), _task(), [window])
+    assert regular.event_type is EventType.DISPATCHED
+
+
+def test_a_task_without_targets_is_suppressed_with_no_targets() -> None:
+    report = _fire(_dispatcher(FakeClock()), _task(enabled_strategies=[]))
+    assert (report.event_type, report.reason_code) == (
+        EventType.SUPPRESSED,
+        ReasonCode.CRON_RUNNER_NO_TARGETS,
+    )
+
+
+def test_a_bus_that_stays_down_fails_the_fire_after_bounded_retries() -> None:
+    dispatcher = _dispatcher(FakeClock())
+    assert isinstance(dispatcher.bus, LocalBus)
+    dispatcher.bus.down = True
+    report = _fire(dispatcher, _task())
+    assert (report.event_type, report.reason_code) == (
+        EventType.FAILED,
+        ReasonCode.CRON_RUNNER_BUS_PUBLISH_FAILED,
+    )
+    assert dispatcher.bus.messages == {}
+
+
+def test_a_bus_that_recovers_within_the_retries_dispatches() -> None:
+    clock = FakeClock()
+
+    class FlakyBus(LocalBus):
+        failures = 2  # refuses twice, then accepts
+
+        async def publish(self, topic: str, payload: Any) -> None:
+            self.down = self.failures > 0
+            self.failures -= 1
+            await super().publish(topic, payload)
+
+    dispatcher = Dispatcher(
+        clock=clock,
+        lock=MemoryLock(clock),
+        bus=FlakyBus(),
+        kill_switch=MemoryKillSwitch(),
+        owner="a",
+        retry_delay_s=0.0,
+    )
+    report = _fire(dispatcher, _task())
+    assert report.event_type is EventType.DISPATCHED
+    assert isinstance(dispatcher.bus, LocalBus)
+    assert len(dispatcher.bus.messages[TRIGGER_TOPIC]) == 1
