@@ -82,3 +82,49 @@ class KillSwitch(Protocol):
     async def set(self, active: bool, actor: str, reason: str, at: datetime) -> KillSwitchState:
         """Turn the switch on or off, recording who, why and when; return the new state."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRow:
+    """The one shared record of a fire, written before its triggers are published."""
+
+    task_id: str
+    scheduled_at_ms: int
+    trace_id: str
+    owner: str
+    targets: tuple[str, ...]
+    published: bool
+
+
+class Store(Protocol):
+    """Durable state: dispatch rows (the commit point of a fire) and the report log."""
+
+    async def commit_dispatch(self, row: DispatchRow, now_ms: int) -> bool:
+        """Record ``row`` unless a row for ``(task_id, scheduled_at_ms)`` exists.
+
+        Exactly one caller ever gets ``True`` for a ``(task_id, scheduled_at_ms)``,
+        across every instance sharing the store; the others get ``False``.
+        """
+        ...
+
+    async def mark_published(self, task_id: str, scheduled_at_ms: int, now_ms: int) -> None:
+        """Note that every trigger of the fire was accepted by the bus."""
+        ...
+
+    async def unpublished(self, committed_before_ms: int) -> list[DispatchRow]:
+        """Rows committed before ``committed_before_ms`` and not yet published (the outbox)."""
+        ...
+
+    async def add_report(self, report: Mapping[str, Any], recorded_at_ms: int) -> None:
+        """Append one OperationsReport (its wire shape) to the log."""
+        ...
+
+    async def reports(
+        self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Reports, newest first, optionally of one task and recorded since ``since_ms``."""
+        ...
+
+    async def prune(self, recorded_before_ms: int) -> int:
+        """Delete reports and dispatch rows older than the retention; return how many."""
+        ...

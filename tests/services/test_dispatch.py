@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cronwarden.adapters.memory import LocalBus, MemoryKillSwitch, MemoryLock
+from cronwarden.adapters.memory import LocalBus, MemoryKillSwitch, MemoryLock, MemoryStore
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.manifest.model import QuietHours, TaskSpec
 from cronwarden.reasons import ReasonCode
@@ -33,6 +33,7 @@ def _dispatcher(
         lock=lock or MemoryLock(clock),
         bus=LocalBus(),
         kill_switch=MemoryKillSwitch(),
+        store=MemoryStore(),
         owner=owner,
         retry_delay_s=0.0,
     )
@@ -146,6 +147,7 @@ def test_a_bus_that_recovers_within_the_retries_dispatches() -> None:
         lock=MemoryLock(clock),
         bus=FlakyBus(),
         kill_switch=MemoryKillSwitch(),
+        store=MemoryStore(),
         owner="a",
         retry_delay_s=0.0,
     )
@@ -153,3 +155,35 @@ def test_a_bus_that_recovers_within_the_retries_dispatches() -> None:
     assert report.event_type is EventType.DISPATCHED
     assert isinstance(dispatcher.bus, LocalBus)
     assert len(dispatcher.bus.messages[TRIGGER_TOPIC]) == 1
+
+
+def test_the_shared_dispatch_row_stops_a_duplicate_when_claims_do_not_span_instances() -> None:
+    # two runners whose locks are separate (Redis down: in-process claims) share one store
+    clock = FakeClock()
+    store = MemoryStore()
+    reports = []
+    for owner in ("a", "b"):
+        dispatcher = Dispatcher(clock=clock, lock=MemoryLock(clock), bus=LocalBus(),
+                                kill_switch=MemoryKillSwitch(), store=store, owner=owner,
+                                retry_delay_s=0.0)  # fmt: skip
+        reports.append(_fire(dispatcher, _task()))
+    assert [r.reason_code for r in reports] == [
+        ReasonCode.CRON_RUNNER_TASK_DISPATCHED,
+        ReasonCode.CRON_RUNNER_DUPLICATE_FIRE,
+    ]
+    stored = asyncio.run(store.reports())
+    assert [r["reason_code"] for r in stored] == [
+        "CRON_RUNNER_DUPLICATE_FIRE",
+        "CRON_RUNNER_TASK_DISPATCHED",
+    ]
+
+
+def test_a_failed_publish_leaves_the_row_in_the_outbox() -> None:
+    dispatcher = _dispatcher(FakeClock())
+    assert isinstance(dispatcher.bus, LocalBus)
+    dispatcher.bus.down = True
+    _fire(dispatcher, _task())
+    waiting = asyncio.run(dispatcher.store.unpublished(committed_before_ms=2**62))
+    assert [(row.task_id, row.scheduled_at_ms) for row in waiting] == [
+        ("daily_pnl_reconcile", NINE_UTC_MS)
+    ]

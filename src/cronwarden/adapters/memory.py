@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from cronwarden.errors import BackendUnavailable
-from cronwarden.ports import Clock, KillSwitchState
+from cronwarden.ports import Clock, DispatchRow, KillSwitchState
 
 
 class MemoryLock:
@@ -66,3 +67,56 @@ class MemoryKillSwitch:
     async def set(self, active: bool, actor: str, reason: str, at: datetime) -> KillSwitchState:
         self._state = KillSwitchState(active, actor, reason, at)
         return self._state
+
+
+class MemoryStore:
+    """Dispatch rows and reports in lists: the store of tests and of ``--state memory``."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, int], tuple[DispatchRow, int]] = {}
+        self._reports: list[tuple[int, dict[str, Any]]] = []
+
+    async def commit_dispatch(self, row: DispatchRow, now_ms: int) -> bool:
+        key = (row.task_id, row.scheduled_at_ms)
+        if key in self._rows:
+            return False
+        self._rows[key] = (row, now_ms)
+        return True
+
+    async def mark_published(self, task_id: str, scheduled_at_ms: int, now_ms: int) -> None:
+        key = (task_id, scheduled_at_ms)
+        if key in self._rows:
+            row, committed = self._rows[key]
+            self._rows[key] = (replace(row, published=True), committed)
+
+    async def unpublished(self, committed_before_ms: int) -> list[DispatchRow]:
+        rows = [
+            row
+            for row, committed in self._rows.values()
+            if not row.published and committed < committed_before_ms
+        ]
+        return sorted(rows, key=lambda row: row.scheduled_at_ms)
+
+    async def add_report(self, report: Mapping[str, Any], recorded_at_ms: int) -> None:
+        self._reports.append((recorded_at_ms, dict(report)))
+
+    async def reports(
+        self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        found = [
+            report
+            for recorded, report in reversed(self._reports)
+            if (task_id is None or report.get("task_id") == task_id)
+            and (since_ms is None or recorded >= since_ms)
+        ]
+        return found[:limit]
+
+    async def prune(self, recorded_before_ms: int) -> int:
+        before = len(self._reports) + len(self._rows)
+        self._reports = [(t, r) for t, r in self._reports if t >= recorded_before_ms]
+        self._rows = {
+            key: (row, committed)
+            for key, (row, committed) in self._rows.items()
+            if committed >= recorded_before_ms or not row.published
+        }
+        return before - len(self._reports) - len(self._rows)

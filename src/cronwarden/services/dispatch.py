@@ -1,7 +1,9 @@
-"""One fire through the pipeline: claim, decide, publish, report (ARCHITECTURE §1).
+"""One fire through the pipeline: claim, decide, commit, publish, report (ARCHITECTURE §1).
 
-Not yet here (the rest of the CronRunner issue): the shared dispatch row
-committed before publishing (the outbox) and the store the report goes to.
+The dispatch row is committed before anything is published: the store's unique
+``(task_id, scheduled_at_ms)`` is the second guard against a duplicate, after
+the claim. Every outcome is one OperationsReport, stored and returned.
+Not yet here: re-publishing rows the bus never acknowledged (the outbox loop).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from cronwarden.core.pipeline import lock_key, suppression
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.errors import BackendUnavailable
 from cronwarden.manifest.model import QuietHours, TaskSpec
-from cronwarden.ports import Bus, Clock, KillSwitch, Lock
+from cronwarden.ports import Bus, Clock, DispatchRow, KillSwitch, Lock, Store
 from cronwarden.reasons import ReasonCode
 
 TRIGGER_TOPIC = "cron.trigger"
@@ -28,6 +30,7 @@ class Dispatcher:
     lock: Lock
     bus: Bus
     kill_switch: KillSwitch
+    store: Store
     owner: str  # this instance, in claims
     prefix: str = "cronwarden"
     claim_ttl_ms: int = 5_000  # spec 000
@@ -39,20 +42,32 @@ class Dispatcher:
         self, task: TaskSpec, scheduled_at_ms: int, trace_id: str, windows: Sequence[QuietHours]
     ) -> OperationsReport:
         """Run one ``(task, scheduled instant)`` through the pipeline; always one report."""
+        event, reason = await self._decide(task, scheduled_at_ms, trace_id, windows)
+        report = self._report(event, reason, task, scheduled_at_ms, trace_id)
+        await self.store.add_report(report.to_dict(), self._now_ms())
+        return report
+
+    async def _decide(
+        self, task: TaskSpec, scheduled_at_ms: int, trace_id: str, windows: Sequence[QuietHours]
+    ) -> tuple[EventType, ReasonCode]:
         key = lock_key(self.prefix, task.task_id, scheduled_at_ms)
         if not await self.lock.claim(key, self.owner, self.claim_ttl_ms):
-            return self._report(EventType.SUPPRESSED, ReasonCode.CRON_RUNNER_DUPLICATE_FIRE,
-                                task, scheduled_at_ms, trace_id)  # fmt: skip
+            return EventType.SUPPRESSED, ReasonCode.CRON_RUNNER_DUPLICATE_FIRE
         at = datetime.fromtimestamp(scheduled_at_ms / 1000, UTC)
         kill_switch_on = (await self.kill_switch.state()).active
         reason = suppression(task, at, kill_switch_on=kill_switch_on, windows=windows)
         if reason is not None:
-            return self._report(EventType.SUPPRESSED, reason, task, scheduled_at_ms, trace_id)
+            return EventType.SUPPRESSED, reason
+        row = DispatchRow(task.task_id, scheduled_at_ms, trace_id, self.owner, task.targets, False)
+        if not await self.store.commit_dispatch(row, self._now_ms()):
+            return EventType.SUPPRESSED, ReasonCode.CRON_RUNNER_DUPLICATE_FIRE
         if not await self._publish_all(task, scheduled_at_ms, trace_id):
-            return self._report(EventType.FAILED, ReasonCode.CRON_RUNNER_BUS_PUBLISH_FAILED,
-                                task, scheduled_at_ms, trace_id)  # fmt: skip
-        return self._report(EventType.DISPATCHED, ReasonCode.CRON_RUNNER_TASK_DISPATCHED,
-                            task, scheduled_at_ms, trace_id)  # fmt: skip
+            return EventType.FAILED, ReasonCode.CRON_RUNNER_BUS_PUBLISH_FAILED
+        await self.store.mark_published(task.task_id, scheduled_at_ms, self._now_ms())
+        return EventType.DISPATCHED, ReasonCode.CRON_RUNNER_TASK_DISPATCHED
+
+    def _now_ms(self) -> int:
+        return int(self.clock.now().timestamp() * 1000)
 
     async def _publish_all(self, task: TaskSpec, scheduled_at_ms: int, trace_id: str) -> bool:
         for target in task.targets:

@@ -1,0 +1,50 @@
+"""Tables of the SQL store. ``(task_id, scheduled_at_ms)`` is unique: the commit point."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+dispatches = Table(
+    "dispatches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(255), nullable=False),
+    Column("scheduled_at_ms", BigInteger, nullable=False),
+    Column("trace_id", String(64), nullable=False),
+    Column("owner", String(255), nullable=False),
+    Column("targets", Text, nullable=False),  # JSON list
+    Column("published", Boolean, nullable=False, default=False),
+    Column("committed_at_ms", BigInteger, nullable=False),
+    Column("published_at_ms", BigInteger),
+    UniqueConstraint("task_id", "scheduled_at_ms", name="uq_dispatch_fire"),
+)
+Index("ix_dispatches_outbox", dispatches.c.published, dispatches.c.committed_at_ms)
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("report_id", String(255), nullable=False),
+    Column("task_id", String(255)),
+    Column("event_type", String(64), nullable=False),
+    Column("reason_code", String(64)),
+    Column("trace_id", String(64)),
+    Column("fired_at_ms", BigInteger),
+    Column("recorded_at_ms", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),  # the report's wire shape, JSON
+)
+Index("ix_reports_task_time", reports.c.task_id, reports.c.recorded_at_ms)
+Index("ix_reports_time", reports.c.recorded_at_ms)

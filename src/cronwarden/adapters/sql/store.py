@@ -1,0 +1,155 @@
+"""SqlStore: the :class:`~cronwarden.ports.Store` on SQLAlchemy Core.
+
+Calls run in a worker thread so that the event loop never waits on disk.
+Driver errors are translated to :class:`~cronwarden.errors.BackendUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from cronwarden.adapters.sql.schema import dispatches, metadata, reports
+from cronwarden.errors import BackendUnavailable
+from cronwarden.ports import DispatchRow
+
+T = TypeVar("T")
+
+
+def sqlite_url(state_dir: Path) -> str:
+    """The embedded default: ``state.db`` in ``state_dir`` (created when missing)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{state_dir / 'state.db'}"
+
+
+class SqlStore:
+    """Dispatch rows and the report log in one SQL database."""
+
+    def __init__(self, url: str) -> None:
+        self._engine: Engine = create_engine(url)
+        if url.startswith("sqlite"):
+            event.listen(self._engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(work)
+        except OperationalError as err:
+            raise BackendUnavailable(f"store: {err.orig}") from err
+
+    async def commit_dispatch(self, row: DispatchRow, now_ms: int) -> bool:
+        values = {
+            "task_id": row.task_id,
+            "scheduled_at_ms": row.scheduled_at_ms,
+            "trace_id": row.trace_id,
+            "owner": row.owner,
+            "targets": json.dumps(list(row.targets)),
+            "published": row.published,
+            "committed_at_ms": now_ms,
+        }
+
+        def work() -> bool:
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(insert(dispatches).values(**values))
+            except IntegrityError:
+                return False
+            return True
+
+        return await self._run(work)
+
+    async def mark_published(self, task_id: str, scheduled_at_ms: int, now_ms: int) -> None:
+        statement = (
+            update(dispatches)
+            .where(dispatches.c.task_id == task_id)
+            .where(dispatches.c.scheduled_at_ms == scheduled_at_ms)
+            .values(published=True, published_at_ms=now_ms)
+        )
+        await self._run(lambda: self._execute(statement))
+
+    async def unpublished(self, committed_before_ms: int) -> list[DispatchRow]:
+        statement = (
+            select(dispatches)
+            .where(dispatches.c.published.is_(False))
+            .where(dispatches.c.committed_at_ms < committed_before_ms)
+            .order_by(dispatches.c.scheduled_at_ms)
+        )
+
+        def work() -> list[DispatchRow]:
+            with self._engine.connect() as conn:
+                return [
+                    DispatchRow(
+                        r.task_id,
+                        r.scheduled_at_ms,
+                        r.trace_id,
+                        r.owner,
+                        tuple(json.loads(r.targets)),
+                        r.published,
+                    )  # fmt: skip
+                    for r in conn.execute(statement)
+                ]
+
+        return await self._run(work)
+
+    async def add_report(self, report: Mapping[str, Any], recorded_at_ms: int) -> None:
+        statement = insert(reports).values(
+            report_id=report["report_id"],
+            task_id=report.get("task_id"),
+            event_type=report["event_type"],
+            reason_code=report.get("reason_code"),
+            trace_id=report.get("trace_id"),
+            fired_at_ms=report.get("fired_at_ms"),
+            recorded_at_ms=recorded_at_ms,
+            body=json.dumps(dict(report), default=str),
+        )
+        await self._run(lambda: self._execute(statement))
+
+    async def reports(
+        self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        statement = select(reports.c.body).order_by(reports.c.id.desc()).limit(limit)
+        if task_id is not None:
+            statement = statement.where(reports.c.task_id == task_id)
+        if since_ms is not None:
+            statement = statement.where(reports.c.recorded_at_ms >= since_ms)
+
+        def work() -> list[dict[str, Any]]:
+            with self._engine.connect() as conn:
+                return [json.loads(body) for (body,) in conn.execute(statement)]
+
+        return await self._run(work)
+
+    async def prune(self, recorded_before_ms: int) -> int:
+        old_reports = delete(reports).where(reports.c.recorded_at_ms < recorded_before_ms)
+        old_rows = (
+            delete(dispatches)
+            .where(dispatches.c.committed_at_ms < recorded_before_ms)
+            .where(dispatches.c.published.is_(True))
+        )
+
+        def work() -> int:
+            with self._engine.begin() as conn:
+                return conn.execute(old_reports).rowcount + conn.execute(old_rows).rowcount
+
+        return await self._run(work)
+
+    def _execute(self, statement: Any) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(statement)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
