@@ -103,6 +103,8 @@ class ReasonCode(StrEnum):
     CRON_RUNNER_UNKNOWN_KEY = "CRON_RUNNER_UNKNOWN_KEY"
     CRON_RUNNER_DEFAULT_EXPRESSION = "CRON_RUNNER_DEFAULT_EXPRESSION"
     CRON_RUNNER_PARAMETER_WARNING = "CRON_RUNNER_PARAMETER_WARNING"
+    # cronwarden: the scheduler
+    CRON_RUNNER_MISSED_FIRE = "CRON_RUNNER_MISSED_FIRE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,6 +490,21 @@ _TABLE: tuple[Reason, ...] = (
         user_message="",
         spec=_OURS,
         section=_MANIFEST,
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_MISSED_FIRE,
+        severity=Severity.WARN,
+        meaning=(
+            "A scheduled instant came due later than its misfire grace (a stalled loop, a "
+            "wall-clock jump, a suspended machine) and was not fired."
+        ),
+        action=(
+            "Record the miss; fire the latest missed instant once when the task's catch_up "
+            "is 'once', never retroactively otherwise (spec 000 safe_fallback)."
+        ),
+        user_message="",
+        spec=_OURS,
+        section="ARCHITECTURE §3 Exactly once",
     ),
     Reason(
         code=ReasonCode.CRON_RUNNER_PARAMETER_WARNING,

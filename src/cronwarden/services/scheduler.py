@@ -1,0 +1,167 @@
+"""CronRunner: the heap of next fires and the loop that runs them through the pipeline.
+
+The loop reads only the injected Clock. Each task has exactly one entry in the
+heap: its next instant, which only ever moves forward, so no
+``(task_id, scheduled_at_ms)`` comes due twice whatever the wall clock does.
+A wall clock stepped back makes entries wait; one stepped forward (or a stalled
+loop) makes them overdue, and an instant later than its grace is recorded as
+missed, never fired silently late (``catch_up: once`` fires the latest one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import secrets
+from collections.abc import Callable
+
+from cronwarden.core.report import EventType, OperationsReport
+from cronwarden.cron import CronSchedule, parse
+from cronwarden.manifest.model import CatchUp, Manifest, TaskSpec
+from cronwarden.reasons import ReasonCode
+from cronwarden.services.dispatch import Dispatcher
+
+#: Past this many misses of one task in one tick, the rest go into one report.
+MISSES_REPORTED_ONE_BY_ONE = 100
+#: At most this many instants of one task are looked at in one tick (a clock jumped by
+#: a year would otherwise enumerate millions); past it the task resumes from now.
+MAX_INSTANTS_PER_TICK = 100_000
+#: The loop wakes at least this often, so that clock jumps and stops are seen.
+MAX_SLEEP_S = 1.0
+
+
+def new_trace_id() -> str:
+    return f"tr_{secrets.token_hex(6)}"
+
+
+class CronRunner:
+    """Fires every enabled task of a manifest at its instants, each exactly once."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        dispatcher: Dispatcher,
+        *,
+        on_report: Callable[[OperationsReport], None] = lambda report: None,
+        trace_id: Callable[[], str] = new_trace_id,
+    ) -> None:
+        self._manifest = manifest
+        self._dispatcher = dispatcher
+        self._on_report = on_report
+        self._trace_id = trace_id
+        self._clock = dispatcher.clock
+        self._slots = asyncio.Semaphore(manifest.max_concurrent_tasks)  # FIFO: an ordered queue
+        self._tasks = {task.task_id: task for task in manifest.tasks if task.enabled}
+        self._schedules: dict[str, CronSchedule] = {
+            task.task_id: parse(task.cron_expression, manifest.zone_of(task), hash_key=task_id)
+            for task_id, task in self._tasks.items()
+        }
+        self._heap: list[tuple[int, str]] = []
+        self._started = False
+
+    def start_at(self, now_ms: int) -> None:
+        """Put every task's first instant strictly after ``now_ms`` on the heap."""
+        self._heap = []
+        for task_id, schedule in self._schedules.items():
+            self._push(task_id, schedule.next_instant(now_ms / 1000))
+        self._started = True
+
+    def next_due_ms(self) -> int | None:
+        return self._heap[0][0] if self._heap else None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick until ``stop`` is set."""
+        if not self._started:
+            self.start_at(self._now_ms())
+        while not stop.is_set():
+            await self.tick()
+            due = self.next_due_ms()
+            wait = MAX_SLEEP_S if due is None else (due - self._now_ms()) / 1000
+            sleeper = asyncio.ensure_future(self._clock.sleep(min(max(wait, 0), MAX_SLEEP_S)))
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for pending in (sleeper, stopper):
+                pending.cancel()
+
+    async def tick(self) -> list[OperationsReport]:
+        """Run every instant that is due now; return the reports, in order."""
+        now_ms = self._now_ms()
+        work: list[asyncio.Future[OperationsReport]] = []
+        reports: list[OperationsReport] = []
+        while self._heap and self._heap[0][0] <= now_ms:
+            scheduled_ms, task_id = heapq.heappop(self._heap)
+            missed, to_fire = self._split(
+                task_id, self._due_instants(task_id, scheduled_ms, now_ms), now_ms
+            )
+            reports.extend(await self._record_misses(task_id, missed, now_ms))
+            work.extend(asyncio.ensure_future(self._dispatch(task_id, at)) for at in to_fire)
+        reports.extend(await asyncio.gather(*work))
+        return reports
+
+    # -- steps ----------------------------------------------------------------------
+
+    def _due_instants(self, task_id: str, first_ms: int, now_ms: int) -> list[int]:
+        """Every instant of the task from ``first_ms`` to now; re-arms the task after them."""
+        schedule = self._schedules[task_id]
+        instants = [first_ms]
+        following = schedule.next_instant(first_ms / 1000)
+        while following is not None and following * 1000 <= now_ms:
+            if len(instants) == MAX_INSTANTS_PER_TICK:  # a huge jump: skip to now
+                following = schedule.next_instant(now_ms / 1000)
+                break
+            instants.append(following * 1000)
+            following = schedule.next_instant(following)
+        self._push(task_id, following)
+        return instants
+
+    def _split(self, task_id: str, instants: list[int], now_ms: int) -> tuple[list[int], list[int]]:
+        """``(missed, to fire)``: instants past their grace are missed, unless caught up once."""
+        task = self._tasks[task_id]
+        grace_ms = task.misfire_grace_s * 1000
+        missed = [at for at in instants if now_ms - at > grace_ms]
+        to_fire = [at for at in instants if now_ms - at <= grace_ms]
+        if missed and task.catch_up is CatchUp.ONCE:
+            to_fire.insert(0, missed.pop())
+        return missed, to_fire
+
+    async def _record_misses(
+        self, task_id: str, missed: list[int], now_ms: int
+    ) -> list[OperationsReport]:
+        task = self._tasks[task_id]
+        reports = [self._missed(task, at, {}) for at in missed[:MISSES_REPORTED_ONE_BY_ONE]]
+        rest = missed[MISSES_REPORTED_ONE_BY_ONE:]
+        if rest:
+            reports.append(self._missed(task, rest[0], {"missed_count": len(rest),
+                                                       "missed_until_ms": rest[-1]}))  # fmt: skip
+        for report in reports:
+            await self._dispatcher.store.add_report(report.to_dict(), now_ms)
+            self._on_report(report)
+        return reports
+
+    def _missed(self, task: TaskSpec, at_ms: int, details: dict[str, int]) -> OperationsReport:
+        return OperationsReport(
+            event_type=EventType.MISSED,
+            task_id=task.task_id,
+            fired_at_ms=at_ms,
+            targets=task.targets,
+            trace_id=self._trace_id(),
+            reason_code=ReasonCode.CRON_RUNNER_MISSED_FIRE,
+            lock_mode=self._dispatcher.lock_mode,
+            suppressed_count=len(task.targets),
+            details=details,
+        )
+
+    async def _dispatch(self, task_id: str, scheduled_ms: int) -> OperationsReport:
+        async with self._slots:
+            report = await self._dispatcher.fire(
+                self._tasks[task_id], scheduled_ms, self._trace_id(), self._manifest.quiet_hours
+            )
+        self._on_report(report)
+        return report
+
+    def _push(self, task_id: str, instant_s: int | None) -> None:
+        if instant_s is not None:
+            heapq.heappush(self._heap, (instant_s * 1000, task_id))
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now().timestamp() * 1000)

@@ -1,0 +1,164 @@
+"""CronRunner on a fake clock: every instant ends in exactly one recorded outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cronwarden.adapters.memory import LocalBus, MemoryKillSwitch, MemoryLock, MemoryStore
+from cronwarden.core.report import EventType, OperationsReport
+from cronwarden.cron import parse
+from cronwarden.manifest import validate_document
+from cronwarden.reasons import ReasonCode
+from cronwarden.services.dispatch import Dispatcher
+from cronwarden.services.scheduler import CronRunner
+from cronwarden.testing import FakeClock
+
+
+def _runner(tasks: list[dict[str, Any]], clock: FakeClock, **settings: Any) -> CronRunner:
+    manifest = validate_document({**settings, "tasks": tasks}).manifest
+    dispatcher = Dispatcher(clock=clock, lock=MemoryLock(clock), bus=LocalBus(),
+                            kill_switch=MemoryKillSwitch(), store=MemoryStore(), owner="a",
+                            retry_delay_s=0.0)  # fmt: skip
+    runner = CronRunner(manifest, dispatcher)
+    runner.start_at(int(clock.now().timestamp() * 1000))
+    return runner
+
+
+def _every_second(task_id: str = "ping", **fields: Any) -> dict[str, Any]:
+    return {"task_id": task_id, "cron": "* * * * * *", "targets": ["t"], **fields}
+
+
+def _ticks(runner: CronRunner, clock: FakeClock, steps: list[tuple[str, float]]) -> list[Any]:
+    async def scenario() -> list[OperationsReport]:
+        reports: list[OperationsReport] = []
+        for kind, seconds in steps:
+            getattr(clock, kind)(seconds)
+            reports.extend(await runner.tick())
+        return reports
+
+    return asyncio.run(scenario())
+
+
+def test_it_fires_each_instant_once_as_time_passes() -> None:
+    clock = FakeClock()
+    runner = _runner([_every_second()], clock)
+    start = int(clock.now().timestamp() * 1000)
+    reports = _ticks(runner, clock, [("advance", 0.5)] * 20)
+    assert [r.event_type for r in reports] == [EventType.DISPATCHED] * 10
+    assert [r.fired_at_ms for r in reports] == [start + 1000 * n for n in range(1, 11)]
+
+
+def test_a_forward_jump_records_instants_past_their_grace_as_missed() -> None:
+    clock = FakeClock()
+    runner = _runner([_every_second(misfire_grace_s=30)], clock)
+    reports = _ticks(runner, clock, [("jump", 100)])
+    events = Counter(r.event_type for r in reports)
+    assert events == {EventType.MISSED: 69, EventType.DISPATCHED: 31}
+    missed = [r for r in reports if r.event_type is EventType.MISSED]
+    assert all(r.reason_code is ReasonCode.CRON_RUNNER_MISSED_FIRE for r in missed)
+
+
+def test_catch_up_once_fires_the_latest_missed_instant() -> None:
+    clock = FakeClock()
+    runner = _runner([{"task_id": "hourly", "cron": "0 * * * *", "targets": ["t"],
+                       "catch_up": "once"}], clock)  # fmt: skip
+    reports = _ticks(runner, clock, [("jump", 3 * 3600 + 600)])  # suspended for 3h10m
+    assert [(r.event_type, r.fired_at_ms % 86_400_000 // 3_600_000) for r in reports] == [
+        (EventType.MISSED, 1),
+        (EventType.MISSED, 2),
+        (EventType.DISPATCHED, 3),
+    ]
+
+
+def test_a_backward_jump_never_fires_an_instant_twice() -> None:
+    clock = FakeClock()
+    runner = _runner([_every_second()], clock)
+    reports = _ticks(runner, clock, [("advance", 5), ("jump", -4), ("advance", 6)])
+    fired = [r.fired_at_ms for r in reports]
+    assert len(fired) == len(set(fired)) == 7
+
+
+def test_simultaneous_fires_beyond_the_bound_wait_their_turn_and_all_run() -> None:
+    clock = FakeClock()
+    tasks = [{"task_id": f"t{n}", "cron": "* * * * *", "targets": ["x"]} for n in range(30)]
+    runner = _runner(tasks, clock, max_concurrent_tasks=5)
+    reports = _ticks(runner, clock, [("advance", 60)])
+    assert [r.event_type for r in reports] == [EventType.DISPATCHED] * 30
+
+
+def test_disabled_tasks_are_not_scheduled() -> None:
+    clock = FakeClock()
+    runner = _runner([_every_second(enabled=False)], clock)
+    assert runner.next_due_ms() is None
+    assert _ticks(runner, clock, [("advance", 5)]) == []
+
+
+def test_the_run_loop_stops_when_asked() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        runner = _runner([_every_second()], clock)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(runner.run(stop))
+        for _ in range(3):
+            await asyncio.sleep(0)
+            clock.advance(1)
+            await asyncio.sleep(0)
+        stop.set()
+        await asyncio.wait_for(loop, timeout=5)
+
+    asyncio.run(scenario())
+
+
+_STEPS = st.lists(
+    st.tuples(st.sampled_from(["advance", "jump"]), st.floats(-120, 400).map(round)),
+    min_size=1,
+    max_size=25,
+)
+_EXPRESSIONS = st.sampled_from(["* * * * * *", "*/7 * * * * *", "* * * * *", "*/2 * * * *"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=_STEPS, expr=_EXPRESSIONS, grace=st.sampled_from([1, 30, 300]))
+def test_every_instant_ends_in_exactly_one_outcome(
+    steps: list[tuple[str, float]], expr: str, grace: int
+) -> None:
+    clock = FakeClock()
+    start_s = clock.now().timestamp()
+    runner = _runner([{"task_id": "t", "cron": expr, "targets": ["x"],
+                       "misfire_grace_s": grace}], clock)  # fmt: skip
+    steps = [(kind, abs(s) if kind == "advance" else s) for kind, s in steps]
+    reached = start_s
+    reports: list[OperationsReport] = []
+
+    async def scenario() -> None:
+        nonlocal reached
+        for kind, seconds in steps:
+            getattr(clock, kind)(seconds)
+            reached = max(reached, clock.now().timestamp())
+            reports.extend(await runner.tick())
+
+    asyncio.run(scenario())
+    schedule = parse(expr)
+
+    def instants(first_s: float, last_s: float) -> list[int]:
+        found, at = [], schedule.next_instant(first_s - 1)
+        while at is not None and at <= last_s:
+            found.append(at * 1000)
+            at = schedule.next_instant(at)
+        return found
+
+    outcomes: Counter[int] = Counter()
+    for report in reports:
+        if "missed_count" in report.details:  # one report standing for a run of misses
+            run = instants(report.fired_at_ms / 1000, report.details["missed_until_ms"] / 1000)
+            assert len(run) == report.details["missed_count"]
+            outcomes.update(run)
+        else:
+            outcomes[report.fired_at_ms] += 1
+    assert all(count == 1 for count in outcomes.values()), "an instant had two outcomes"
+    assert sorted(outcomes) == instants(start_s + 1, reached)  # nothing silent or invented
