@@ -52,7 +52,7 @@ def _ensure_installed(python: Path, env_dir: Path, action: str) -> None:
 
 def _command(action: str, python: Path, args: list[str]) -> list[str]:
     if action == "run":
-        sample = ["next", "0 9 * * MON-FRI", "--tz", "America/New_York", "-n", "5"]
+        sample = ["start", "--manifest", str(ROOT / "examples" / "cronwarden.yaml")]
         return [str(python), "-m", "cronwarden", *(args or sample)]
     return [str(python), "-m", "pytest", *args]
 

@@ -46,7 +46,7 @@ def test_the_bus_keeps_order_and_refuses_when_down() -> None:
         bus = LocalBus()
         await bus.publish("t", {"n": 1})
         await bus.publish("t", {"n": 2})
-        assert bus.messages["t"] == [{"n": 1}, {"n": 2}]
+        assert list(bus.messages["t"]) == [{"n": 1}, {"n": 2}]
         bus.down = True
         try:
             await bus.publish("t", {"n": 3})

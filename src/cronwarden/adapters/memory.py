@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -43,16 +44,20 @@ class MemoryLock:
 
 
 class LocalBus:
-    """Messages kept per topic in order; ``down`` makes it refuse, as a broken bus would."""
+    """The in-process bus: the latest messages per topic, in order, bounded.
 
-    def __init__(self) -> None:
-        self.messages: dict[str, list[dict[str, Any]]] = {}
+    ``down`` makes it refuse, as a broken bus would (failure injection).
+    """
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self.messages: dict[str, deque[dict[str, Any]]] = {}
         self.down = False
+        self._keep = keep
 
     async def publish(self, topic: str, payload: Mapping[str, Any]) -> None:
         if self.down:
             raise BackendUnavailable(f"bus: topic {topic!r} is not accepting messages")
-        self.messages.setdefault(topic, []).append(dict(payload))
+        self.messages.setdefault(topic, deque(maxlen=self._keep)).append(dict(payload))
 
 
 class MemoryKillSwitch:

@@ -12,7 +12,9 @@ Exit codes (documented in docs/cli.md):
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
@@ -25,10 +27,13 @@ from rich.console import Console
 from rich.table import Table
 
 from cronwarden._version import __version__
+from cronwarden.adapters.sql.store import SqlStore
+from cronwarden.app import open_store, run_scheduler, state_dir
+from cronwarden.core.report import OperationsReport
 from cronwarden.cron import CronSchedule, describe, parse
 from cronwarden.cron.zones import resolve_zone
 from cronwarden.errors import CronError, CronwardenError, ManifestError
-from cronwarden.manifest import Level, Manifest, Problem, load_manifest
+from cronwarden.manifest import Level, LoadResult, Manifest, Problem, load_manifest
 
 EXIT_PROBLEM_FOUND = 1
 EXIT_INVALID_INPUT = 2
@@ -183,6 +188,96 @@ def _summary(tasks: Sequence[object], problems: Sequence[Problem]) -> str:
 def schema() -> None:
     """Print the manifest's JSON Schema (for editor completion and CI checks)."""
     typer.echo(json.dumps(Manifest.model_json_schema(by_alias=False), indent=2))
+
+
+@app.command("start")
+def start(
+    manifest: Annotated[
+        Path, typer.Option("--manifest", help="The manifest to run.")
+    ] = DEFAULT_MANIFEST,
+    run_for: Annotated[
+        float | None,
+        typer.Option(
+            "--for", min=0, help="Stop after this many seconds (default: run until stopped)."
+        ),
+    ] = None,
+) -> None:
+    """Run the scheduler: fire every task of the manifest, recording every outcome."""
+    result = load_manifest(manifest)
+    for problem in result.problems:
+        typer.echo(str(problem), err=True)
+    directory = state_dir(manifest, result.manifest)
+    store = open_store(directory)
+    console = Console()
+    console.print(
+        f"cronwarden {__version__}: {len(result.manifest.tasks)} task(s) from {manifest}; "
+        f"state in {directory}; Ctrl-C stops"
+    )
+    try:
+        asyncio.run(_run_until_stopped(result, store, console, run_for))
+    finally:
+        store.close()
+
+
+async def _run_until_stopped(
+    result: LoadResult, store: SqlStore, console: Console, run_for: float | None
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if run_for is not None:
+        loop.call_later(run_for, stop.set)
+    await run_scheduler(
+        result, store, stop, on_report=lambda r: console.print(_live_line(r), soft_wrap=True)
+    )
+    console.print("cronwarden: stopped")
+
+
+def _live_line(report: OperationsReport) -> str:
+    at = datetime.fromtimestamp(report.fired_at_ms / 1000, UTC).isoformat()
+    style = {"CRON_TASK_DISPATCHED": "green", "CRON_TASK_FAILED": "red"}.get(
+        report.event_type, "yellow"
+    )
+    targets = ",".join(report.targets)
+    return (
+        f"{at} [{style}]{report.event_type}[/{style}] {report.task_id} {targets} "
+        f"{report.reason_code} {report.trace_id}"
+    )
+
+
+@app.command("history")
+def history(
+    task: Annotated[str | None, typer.Argument(help="Only this task's reports.")] = None,
+    manifest: Annotated[
+        Path, typer.Option("--manifest", help="Whose state to read.")
+    ] = DEFAULT_MANIFEST,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array of OperationsReports.")
+    ] = False,
+) -> None:
+    """The recorded reports, newest first."""
+    loaded = load_manifest(manifest).manifest if manifest.exists() else None
+    directory = state_dir(manifest, loaded)
+    reports: list[dict[str, object]] = []
+    if (directory / "state.db").exists():
+        store = open_store(directory)
+        try:
+            reports = asyncio.run(store.reports(task_id=task, limit=limit))
+        finally:
+            store.close()
+    if as_json:
+        typer.echo(json.dumps(reports))
+        return
+    table = Table(title=f"history ({directory})", title_justify="left")
+    for column in ("scheduled (UTC)", "event", "task", "reason", "trace"):
+        table.add_column(column)
+    for report in reports:
+        at = datetime.fromtimestamp(int(str(report["fired_at_ms"])) / 1000, UTC)
+        cells = [str(report.get(key, "")) for key in ("event_type", "task_id", "reason_code")]
+        table.add_row(at.isoformat(), *cells, str(report.get("trace_id", "")))
+    Console().print(table)
 
 
 def main() -> None:

@@ -1,0 +1,74 @@
+"""`cronwarden start` as a real process on every-second tasks, read back with `history`.
+
+These few tests use wall-clock time on purpose (real firing); their bounds are generous.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from subprocess import CompletedProcess
+
+Run = Callable[..., CompletedProcess[str]]  # the `cli` fixture of conftest.py
+
+MANIFEST = """\
+tasks:
+  - {task_id: every_second, cron_expression: "* * * * * *", targets: [ops.a], task_class: health}
+  - {task_id: trading_tick, cron_expression: "* * * * * *", targets: [strat.b]}
+  - {task_id: bad, cron_expression: "99 * * * *", targets: [x]}
+"""
+
+
+def _write(tmp_path: Path) -> Path:
+    manifest = tmp_path / "cronwarden.yaml"
+    manifest.write_text(MANIFEST)
+    return manifest
+
+
+def test_start_fires_every_second_and_history_reads_it_back(tmp_path: Path, cli: Run) -> None:
+    manifest = _write(tmp_path)
+    done = cli("start", "--manifest", str(manifest), "--for", "3.5")
+    assert done.returncode == 0, done.stderr
+    assert "CRON_RUNNER_INVALID_EXPRESSION tasks[2] 'bad'" in done.stderr  # rejected, rest run
+    history = cli("history", "every_second", "--manifest", str(manifest), "--json", "--limit", "99")
+    reports = json.loads(history.stdout)
+    fired = sorted(r["fired_at_ms"] for r in reports)
+    assert len(fired) >= 2
+    assert len(fired) == len(set(fired))  # no instant twice
+    assert all(b - a == 1000 for a, b in zip(fired, fired[1:], strict=False))  # none skipped
+    assert {r["event_type"] for r in reports} == {"CRON_TASK_DISPATCHED"}
+    assert (tmp_path / ".cronwarden" / "state.db").exists()
+    everything = json.loads(cli("history", "--manifest", str(manifest), "--json").stdout)
+    assert "CRON_MANIFEST_LOADED" in {r["event_type"] for r in everything}
+
+
+def test_start_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    manifest = _write(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.5)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert out.rstrip().endswith("cronwarden: stopped")
+
+
+def test_state_dir_follows_the_environment(tmp_path: Path) -> None:
+    manifest = _write(tmp_path)
+    elsewhere = tmp_path / "state-here"
+    env = {"CRONWARDEN_STATE_DIR": str(elsewhere), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest), "--for", "0.5"],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (elsewhere / "state.db").exists()
