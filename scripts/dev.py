@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -65,7 +66,17 @@ def main(argv: list[str]) -> int:
     env_dir = _venv_dir()
     python = _ensure_venv(env_dir)
     _ensure_installed(python, env_dir, action)
-    return subprocess.run(_command(action, python, args), cwd=ROOT, check=False).returncode
+    return _run(_command(action, python, args))
+
+
+def _run(command: list[str]) -> int:
+    """Run ``command``; Ctrl-C is passed on to it and its own exit code is returned."""
+    process = subprocess.Popen(command, cwd=ROOT)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGINT)
 
 
 if __name__ == "__main__":
