@@ -9,7 +9,8 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from cronwarden.adapters.memory import LocalBus, MemoryKillSwitch, MemoryLock
+from cronwarden.adapters.memory import LocalBus, MemoryLock
+from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.adapters.system import SystemClock
 from cronwarden.core.report import EventType, OperationsReport
@@ -77,8 +78,24 @@ async def run_scheduler(
         clock=clock,
         lock=MemoryLock(clock),
         bus=LocalBus(),
-        kill_switch=MemoryKillSwitch(),
+        kill_switch=SqlKillSwitch(store),
         store=store,
+        pauses=SqlPauses(store),
         owner=instance_name(),
     )
     await CronRunner(result.manifest, dispatcher, on_report=on_report).run(stop)
+
+
+def control_report(
+    event: EventType, reason: ReasonCode, task_id: str, actor: str, why: str, now_ms: int
+) -> OperationsReport:
+    """The report of an operator's action (kill switch, pause, resume)."""
+    return OperationsReport(
+        event_type=event,
+        task_id=task_id,
+        fired_at_ms=now_ms,
+        targets=(),
+        trace_id=new_trace_id(),
+        reason_code=reason,
+        details={"actor": actor, "reason": why},
+    )

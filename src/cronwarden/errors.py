@@ -50,3 +50,9 @@ class BackendUnavailable(CronwardenError, ConnectionError):
     """A backend (bus, lock, store) cannot be reached or refused the operation."""
 
     code: str = "BACKEND_UNAVAILABLE"
+
+
+class UnknownTask(CronwardenError, LookupError):
+    """A command named a task the manifest does not have."""
+
+    code: str = ReasonCode.CRON_RUNNER_UNKNOWN_TASK

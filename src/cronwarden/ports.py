@@ -128,3 +128,17 @@ class Store(Protocol):
     async def prune(self, recorded_before_ms: int) -> int:
         """Delete reports and dispatch rows older than the retention; return how many."""
         ...
+
+
+class Pauses(Protocol):
+    """Tasks an operator paused; a paused task's fires are suppressed and recorded."""
+
+    async def paused(self, task_id: str) -> bool:
+        """Whether ``task_id`` is paused now, as every instance sees it."""
+        ...
+
+    async def set_paused(
+        self, task_id: str, paused: bool, actor: str, reason: str, at: datetime
+    ) -> None:
+        """Pause or resume ``task_id``, recording who, why and when."""
+        ...

@@ -105,6 +105,10 @@ class ReasonCode(StrEnum):
     CRON_RUNNER_PARAMETER_WARNING = "CRON_RUNNER_PARAMETER_WARNING"
     # cronwarden: the scheduler
     CRON_RUNNER_MISSED_FIRE = "CRON_RUNNER_MISSED_FIRE"
+    CRON_RUNNER_TASK_PAUSED = "CRON_RUNNER_TASK_PAUSED"
+    CRON_RUNNER_TASK_RESUMED = "CRON_RUNNER_TASK_RESUMED"
+    KILL_SWITCH_RELEASED = "KILL_SWITCH_RELEASED"
+    CRON_RUNNER_UNKNOWN_TASK = "CRON_RUNNER_UNKNOWN_TASK"
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,6 +509,42 @@ _TABLE: tuple[Reason, ...] = (
         user_message="",
         spec=_OURS,
         section="ARCHITECTURE §3 Exactly once",
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_TASK_PAUSED,
+        severity=Severity.INFO,
+        meaning="An operator paused the task; its fire was suppressed.",
+        action="No action until the task is resumed (cronwarden resume TASK).",
+        user_message="A scheduled task was paused by an operator.",
+        spec=_OURS,
+        section="ARCHITECTURE §3 CLI",
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_TASK_RESUMED,
+        severity=Severity.INFO,
+        meaning="An operator resumed a paused task; its next instants fire again.",
+        action="No action.",
+        user_message="",
+        spec=_OURS,
+        section="ARCHITECTURE §3 CLI",
+    ),
+    Reason(
+        code=ReasonCode.KILL_SWITCH_RELEASED,
+        severity=Severity.INFO,
+        meaning="An operator turned the kill switch off; trading tasks fire again.",
+        action="No action.",
+        user_message="",
+        spec=_OURS,
+        section="ARCHITECTURE §3 CLI",
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_UNKNOWN_TASK,
+        severity=Severity.WARN,
+        meaning="A command named a task that the manifest does not have.",
+        action="Refuse the command; check the task id (cronwarden list).",
+        user_message="",
+        spec=_OURS,
+        section="ARCHITECTURE §3 CLI",
     ),
     Reason(
         code=ReasonCode.CRON_RUNNER_PARAMETER_WARNING,

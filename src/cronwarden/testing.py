@@ -1,9 +1,19 @@
-"""Test helpers shipped with cronwarden: a fake clock that tests drive by hand."""
+"""Test helpers shipped with cronwarden: a fake clock that tests drive by hand, and the
+pipeline wired to in-memory adapters."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+
+from cronwarden.adapters.memory import (
+    LocalBus,
+    MemoryKillSwitch,
+    MemoryLock,
+    MemoryPauses,
+    MemoryStore,
+)
+from cronwarden.services.dispatch import Dispatcher
 
 
 class FakeClock:
@@ -44,3 +54,25 @@ class FakeClock:
 
     def jump(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
+
+
+def memory_dispatcher(
+    clock: FakeClock,
+    *,
+    lock: MemoryLock | None = None,
+    bus: LocalBus | None = None,
+    store: MemoryStore | None = None,
+    owner: str = "a",
+) -> Dispatcher:
+    """A :class:`~cronwarden.services.dispatch.Dispatcher` wired to in-memory adapters,
+    publishing without retry delays."""
+    return Dispatcher(
+        clock=clock,
+        lock=lock or MemoryLock(clock),
+        bus=bus or LocalBus(),
+        kill_switch=MemoryKillSwitch(),
+        store=store or MemoryStore(),
+        pauses=MemoryPauses(),
+        owner=owner,
+        retry_delay_s=0.0,
+    )

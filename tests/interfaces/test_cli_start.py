@@ -72,3 +72,39 @@ def test_state_dir_follows_the_environment(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (elsewhere / "state.db").exists()
+
+
+def test_kill_switch_and_pause_reach_a_running_scheduler(tmp_path: Path, cli: Run) -> None:
+    manifest = _write(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1.5)
+        on = cli("killswitch", "on", "--reason", "drill", "--actor", "alice",
+                 "--manifest", str(manifest))  # fmt: skip
+        assert on.returncode == 0 and "kill switch: ON (by alice" in on.stdout
+        paused = cli("pause", "every_second", "--manifest", str(manifest))
+        assert paused.returncode == 0
+        time.sleep(2.5)  # the scheduler sees each change from its next fire on
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    reports = json.loads(cli("history", "--manifest", str(manifest), "--json", "--limit",
+                             "500").stdout)  # fmt: skip
+    trading = [r["reason_code"] for r in reports if r["task_id"] == "trading_tick"]
+    health = [r["reason_code"] for r in reports if r["task_id"] == "every_second"]
+    assert trading[0] == "KILL_SWITCH_ACTIVE"  # newest first
+    assert "CRON_RUNNER_TASK_DISPATCHED" in trading  # before the switch
+    assert health[0] == "CRON_RUNNER_TASK_PAUSED"
+    events = {r["event_type"] for r in reports}
+    assert {"KILL_SWITCH_CHANGED", "CRON_TASK_PAUSED"} <= events
+    status = cli("killswitch", "status", "--json", "--manifest", str(manifest))
+    assert json.loads(status.stdout)["active"] is True
+
+
+def test_pausing_an_unknown_task_is_one_line_and_exit_2(tmp_path: Path, cli: Run) -> None:
+    done = cli("pause", "nope", "--manifest", str(_write(tmp_path)))
+    assert done.returncode == 2
+    assert done.stderr.startswith("CRON_RUNNER_UNKNOWN_TASK: 'nope' is not a task")

@@ -9,12 +9,16 @@ from typing import Any
 
 import pytest
 
-from cronwarden.adapters.memory import LocalBus, MemoryKillSwitch, MemoryLock, MemoryStore
+from cronwarden.adapters.memory import (
+    LocalBus,
+    MemoryLock,
+    MemoryStore,
+)
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.manifest.model import QuietHours, TaskSpec
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
-from cronwarden.testing import FakeClock
+from cronwarden.testing import FakeClock, memory_dispatcher
 
 NINE_UTC_MS = 1_746_781_200_000  # 2025-05-09T09:00:00Z, a Friday
 
@@ -28,15 +32,7 @@ def _task(**fields: Any) -> TaskSpec:
 def _dispatcher(
     clock: FakeClock, *, lock: MemoryLock | None = None, owner: str = "a"
 ) -> Dispatcher:
-    return Dispatcher(
-        clock=clock,
-        lock=lock or MemoryLock(clock),
-        bus=LocalBus(),
-        kill_switch=MemoryKillSwitch(),
-        store=MemoryStore(),
-        owner=owner,
-        retry_delay_s=0.0,
-    )
+    return memory_dispatcher(clock, lock=lock, owner=owner)
 
 
 def _fire(
@@ -142,15 +138,7 @@ def test_a_bus_that_recovers_within_the_retries_dispatches() -> None:
             self.failures -= 1
             await super().publish(topic, payload)
 
-    dispatcher = Dispatcher(
-        clock=clock,
-        lock=MemoryLock(clock),
-        bus=FlakyBus(),
-        kill_switch=MemoryKillSwitch(),
-        store=MemoryStore(),
-        owner="a",
-        retry_delay_s=0.0,
-    )
+    dispatcher = memory_dispatcher(clock, bus=FlakyBus())
     report = _fire(dispatcher, _task())
     assert report.event_type is EventType.DISPATCHED
     assert isinstance(dispatcher.bus, LocalBus)
@@ -163,9 +151,7 @@ def test_the_shared_dispatch_row_stops_a_duplicate_when_claims_do_not_span_insta
     store = MemoryStore()
     reports = []
     for owner in ("a", "b"):
-        dispatcher = Dispatcher(clock=clock, lock=MemoryLock(clock), bus=LocalBus(),
-                                kill_switch=MemoryKillSwitch(), store=store, owner=owner,
-                                retry_delay_s=0.0)  # fmt: skip
+        dispatcher = memory_dispatcher(clock, store=store, owner=owner)
         reports.append(_fire(dispatcher, _task()))
     assert [r.reason_code for r in reports] == [
         ReasonCode.CRON_RUNNER_TASK_DISPATCHED,
@@ -187,3 +173,14 @@ def test_a_failed_publish_leaves_the_row_in_the_outbox() -> None:
     assert [(row.task_id, row.scheduled_at_ms) for row in waiting] == [
         ("daily_pnl_reconcile", NINE_UTC_MS)
     ]
+
+
+def test_a_paused_task_is_suppressed_and_recorded() -> None:
+    clock = FakeClock()
+    dispatcher = _dispatcher(clock)
+    asyncio.run(dispatcher.pauses.set_paused("daily_pnl_reconcile", True, "ops", "", clock.now()))
+    report = _fire(dispatcher, _task())
+    assert (report.event_type, report.reason_code) == (
+        EventType.SUPPRESSED,
+        ReasonCode.CRON_RUNNER_TASK_PAUSED,
+    )

@@ -9,21 +9,17 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronwarden.adapters.memory import LocalBus, MemoryKillSwitch, MemoryLock, MemoryStore
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import parse
 from cronwarden.manifest import validate_document
 from cronwarden.reasons import ReasonCode
-from cronwarden.services.dispatch import Dispatcher
 from cronwarden.services.scheduler import CronRunner
-from cronwarden.testing import FakeClock
+from cronwarden.testing import FakeClock, memory_dispatcher
 
 
 def _runner(tasks: list[dict[str, Any]], clock: FakeClock, **settings: Any) -> CronRunner:
     manifest = validate_document({**settings, "tasks": tasks}).manifest
-    dispatcher = Dispatcher(clock=clock, lock=MemoryLock(clock), bus=LocalBus(),
-                            kill_switch=MemoryKillSwitch(), store=MemoryStore(), owner="a",
-                            retry_delay_s=0.0)  # fmt: skip
+    dispatcher = memory_dispatcher(clock)
     runner = CronRunner(manifest, dispatcher)
     runner.start_at(int(clock.now().timestamp() * 1000))
     return runner

@@ -125,3 +125,21 @@ class MemoryStore:
             if committed >= recorded_before_ms or not row.published
         }
         return before - len(self._reports) - len(self._rows)
+
+
+class MemoryPauses:
+    """Paused tasks of one process."""
+
+    def __init__(self) -> None:
+        self._paused: set[str] = set()
+
+    async def paused(self, task_id: str) -> bool:
+        return task_id in self._paused
+
+    async def set_paused(
+        self, task_id: str, paused: bool, actor: str, reason: str, at: datetime
+    ) -> None:
+        if paused:
+            self._paused.add(task_id)
+        else:
+            self._paused.discard(task_id)

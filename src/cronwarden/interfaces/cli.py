@@ -13,27 +13,31 @@ Exit codes (documented in docs/cli.md):
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, tzinfo
 from itertools import islice
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cronwarden._version import __version__
+from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore
-from cronwarden.app import open_store, run_scheduler, state_dir
-from cronwarden.core.report import OperationsReport
+from cronwarden.app import control_report, open_store, run_scheduler, state_dir
+from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import CronSchedule, describe, parse
 from cronwarden.cron.zones import resolve_zone
-from cronwarden.errors import CronError, CronwardenError, ManifestError
+from cronwarden.errors import CronError, CronwardenError, ManifestError, UnknownTask
 from cronwarden.manifest import Level, LoadResult, Manifest, Problem, load_manifest
+from cronwarden.ports import KillSwitchState
+from cronwarden.reasons import ReasonCode
 
 EXIT_PROBLEM_FOUND = 1
 EXIT_INVALID_INPUT = 2
@@ -278,6 +282,136 @@ def history(
         cells = [str(report.get(key, "")) for key in ("event_type", "task_id", "reason_code")]
         table.add_row(at.isoformat(), *cells, str(report.get("trace_id", "")))
     Console().print(table)
+
+
+killswitch_app = typer.Typer(help="The kill switch: suppresses trading tasks while on.")
+app.add_typer(killswitch_app, name="killswitch")
+
+ManifestOption = Annotated[Path, typer.Option("--manifest", help="Whose state to change.")]
+ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (default: $USER).")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why, for the record.")]
+
+
+def _user() -> str:
+    return getpass.getuser()
+
+
+def _control(
+    manifest: Path, action: Callable[[SqlStore, datetime], Coroutine[Any, Any, str]]
+) -> None:
+    """Open the manifest's store, apply one operator action, print what it says."""
+    loaded = load_manifest(manifest).manifest if manifest.exists() else None
+    store = open_store(state_dir(manifest, loaded))
+    try:
+        typer.echo(asyncio.run(action(store, datetime.now(UTC))))
+    finally:
+        store.close()
+
+
+async def _record(store: SqlStore, report: OperationsReport) -> None:
+    await store.add_report(report.to_dict(), report.fired_at_ms)
+
+
+@killswitch_app.command("on")
+def killswitch_on(
+    reason: ReasonOption, manifest: ManifestOption = DEFAULT_MANIFEST, actor: ActorOption = ""
+) -> None:
+    """Turn the kill switch on; a running scheduler suppresses trading tasks from its next fire."""
+    _set_kill_switch(manifest, True, actor or _user(), reason)
+
+
+@killswitch_app.command("off")
+def killswitch_off(
+    manifest: ManifestOption = DEFAULT_MANIFEST, actor: ActorOption = "", reason: ReasonOption = ""
+) -> None:
+    """Turn the kill switch off."""
+    _set_kill_switch(manifest, False, actor or _user(), reason)
+
+
+def _set_kill_switch(manifest: Path, active: bool, actor: str, why: str) -> None:
+    async def action(store: SqlStore, now: datetime) -> str:
+        state = await SqlKillSwitch(store).set(active, actor, why, now)
+        event, code = (
+            (EventType.KILL_SWITCH_CHANGED, ReasonCode.KILL_SWITCH_ACTIVE)
+            if active
+            else (EventType.KILL_SWITCH_CHANGED, ReasonCode.KILL_SWITCH_RELEASED)
+        )
+        await _record(store, control_report(event, code, "", actor, why, _ms(now)))
+        return _kill_switch_line(state)
+
+    _control(manifest, action)
+
+
+@killswitch_app.command("status")
+def killswitch_status(
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
+) -> None:
+    """Show whether the kill switch is on, who set it, why and when."""
+
+    async def action(store: SqlStore, now: datetime) -> str:
+        state = await SqlKillSwitch(store).state()
+        if as_json:
+            changed = state.changed_at.isoformat() if state.changed_at else None
+            return json.dumps({"active": state.active, "actor": state.actor,
+                               "reason": state.reason, "changed_at": changed})  # fmt: skip
+        return _kill_switch_line(state)
+
+    _control(manifest, action)
+
+
+def _kill_switch_line(state: KillSwitchState) -> str:
+    if state.changed_at is None:
+        return "kill switch: off (never set)"
+    word = "ON" if state.active else "off"
+    return (
+        f"kill switch: {word} (by {state.actor} at {state.changed_at.isoformat()}: {state.reason})"
+    )
+
+
+@app.command("pause")
+def pause(
+    task: Annotated[str, typer.Argument(help="The task to pause.")],
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+    actor: ActorOption = "",
+    reason: ReasonOption = "",
+) -> None:
+    """Pause a task: its fires are suppressed (and recorded) until it is resumed."""
+    _set_paused(manifest, task, True, actor or _user(), reason)
+
+
+@app.command("resume")
+def resume(
+    task: Annotated[str, typer.Argument(help="The task to resume.")],
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+    actor: ActorOption = "",
+    reason: ReasonOption = "",
+) -> None:
+    """Resume a paused task."""
+    _set_paused(manifest, task, False, actor or _user(), reason)
+
+
+def _set_paused(manifest: Path, task_id: str, paused: bool, actor: str, why: str) -> None:
+    if manifest.exists() and task_id not in {
+        t.task_id for t in load_manifest(manifest).manifest.tasks
+    }:
+        raise UnknownTask(f"{task_id!r} is not a task of {manifest}")
+
+    async def action(store: SqlStore, now: datetime) -> str:
+        await SqlPauses(store).set_paused(task_id, paused, actor, why, now)
+        event, code = (
+            (EventType.TASK_PAUSED, ReasonCode.CRON_RUNNER_TASK_PAUSED)
+            if paused
+            else (EventType.TASK_RESUMED, ReasonCode.CRON_RUNNER_TASK_RESUMED)
+        )
+        await _record(store, control_report(event, code, task_id, actor, why, _ms(now)))
+        return f"{task_id}: {'paused' if paused else 'resumed'} by {actor}"
+
+    _control(manifest, action)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from cronwarden.core.pipeline import lock_key, suppression
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.errors import BackendUnavailable
 from cronwarden.manifest.model import QuietHours, TaskSpec
-from cronwarden.ports import Bus, Clock, DispatchRow, KillSwitch, Lock, Store
+from cronwarden.ports import Bus, Clock, DispatchRow, KillSwitch, Lock, Pauses, Store
 from cronwarden.reasons import ReasonCode
 
 TRIGGER_TOPIC = "cron.trigger"
@@ -31,6 +31,7 @@ class Dispatcher:
     bus: Bus
     kill_switch: KillSwitch
     store: Store
+    pauses: Pauses
     owner: str  # this instance, in claims
     prefix: str = "cronwarden"
     claim_ttl_ms: int = 5_000  # spec 000
@@ -53,6 +54,8 @@ class Dispatcher:
         key = lock_key(self.prefix, task.task_id, scheduled_at_ms)
         if not await self.lock.claim(key, self.owner, self.claim_ttl_ms):
             return EventType.SUPPRESSED, ReasonCode.CRON_RUNNER_DUPLICATE_FIRE
+        if await self.pauses.paused(task.task_id):
+            return EventType.SUPPRESSED, ReasonCode.CRON_RUNNER_TASK_PAUSED
         at = datetime.fromtimestamp(scheduled_at_ms / 1000, UTC)
         kill_switch_on = (await self.kill_switch.state()).active
         reason = suppression(task, at, kill_switch_on=kill_switch_on, windows=windows)

@@ -48,3 +48,11 @@ reports = Table(
 )
 Index("ix_reports_task_time", reports.c.task_id, reports.c.recorded_at_ms)
 Index("ix_reports_time", reports.c.recorded_at_ms)
+
+controls = Table(
+    "controls",
+    metadata,
+    Column("name", String(255), primary_key=True),  # "kill_switch", "pause:{task_id}"
+    Column("value", Text, nullable=False),  # JSON
+    Column("changed_at_ms", BigInteger, nullable=False),
+)

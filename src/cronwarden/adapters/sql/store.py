@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from cronwarden.adapters.sql.schema import dispatches, metadata, reports
+from cronwarden.adapters.sql.schema import controls, dispatches, metadata, reports
 from cronwarden.errors import BackendUnavailable
 from cronwarden.ports import DispatchRow
 
@@ -141,6 +141,28 @@ class SqlStore:
                 return conn.execute(old_reports).rowcount + conn.execute(old_rows).rowcount
 
         return await self._run(work)
+
+    async def get_control(self, name: str) -> dict[str, Any] | None:
+        """The JSON value of an operator control (kill switch, pauses), or ``None``."""
+        statement = select(controls.c.value).where(controls.c.name == name)
+
+        def work() -> dict[str, Any] | None:
+            with self._engine.connect() as conn:
+                value = conn.execute(statement).scalar_one_or_none()
+            return None if value is None else dict(json.loads(value))
+
+        return await self._run(work)
+
+    async def set_control(self, name: str, value: Mapping[str, Any], now_ms: int) -> None:
+        """Set an operator control; every process sharing the database sees it."""
+        body = json.dumps(dict(value), default=str)
+
+        def work() -> None:
+            with self._engine.begin() as conn:
+                conn.execute(delete(controls).where(controls.c.name == name))
+                conn.execute(insert(controls).values(name=name, value=body, changed_at_ms=now_ms))
+
+        await self._run(work)
 
     def _execute(self, statement: Any) -> None:
         with self._engine.begin() as conn:

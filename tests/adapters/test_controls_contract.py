@@ -1,0 +1,70 @@
+"""The KillSwitch and Pauses contracts, run against every adapter: in memory and SQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cronwarden.adapters.memory import MemoryKillSwitch, MemoryPauses
+from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
+from cronwarden.adapters.sql.store import SqlStore, sqlite_url
+from cronwarden.ports import KillSwitch, Pauses
+
+AT = datetime(2026, 3, 6, 14, 30, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def controls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[KillSwitch, Pauses]]:
+    if request.param == "memory":
+        yield MemoryKillSwitch(), MemoryPauses()
+        return
+    store = SqlStore(sqlite_url(tmp_path / "state"))
+    yield SqlKillSwitch(store), SqlPauses(store)
+    store.close()
+
+
+def test_the_kill_switch_starts_off_and_records_each_change(
+    controls: tuple[KillSwitch, Pauses],
+) -> None:
+    switch, _ = controls
+
+    async def scenario() -> None:
+        assert not (await switch.state()).active
+        await switch.set(True, "alice", "exchange outage", AT)
+        on = await switch.state()
+        assert (on.active, on.actor, on.reason, on.changed_at) == (
+            True,
+            "alice",
+            "exchange outage",
+            AT,
+        )
+        await switch.set(False, "bob", "resolved", AT)
+        assert not (await switch.state()).active
+
+    asyncio.run(scenario())
+
+
+def test_pauses_are_per_task(controls: tuple[KillSwitch, Pauses]) -> None:
+    _, pauses = controls
+
+    async def scenario() -> None:
+        assert not await pauses.paused("a")
+        await pauses.set_paused("a", True, "alice", "investigating", AT)
+        assert await pauses.paused("a") and not await pauses.paused("b")
+        await pauses.set_paused("a", False, "alice", "", AT)
+        assert not await pauses.paused("a")
+
+    asyncio.run(scenario())
+
+
+def test_sql_controls_are_shared_by_every_process_on_the_database(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "state")
+    cli, daemon = SqlStore(url), SqlStore(url)
+    asyncio.run(SqlKillSwitch(cli).set(True, "alice", "drill", AT))
+    assert asyncio.run(SqlKillSwitch(daemon).state()).active
+    cli.close()
+    daemon.close()
