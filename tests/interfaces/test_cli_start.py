@@ -108,3 +108,18 @@ def test_pausing_an_unknown_task_is_one_line_and_exit_2(tmp_path: Path, cli: Run
     done = cli("pause", "nope", "--manifest", str(_write(tmp_path)))
     assert done.returncode == 2
     assert done.stderr.startswith("CRON_RUNNER_UNKNOWN_TASK: 'nope' is not a task")
+
+
+def test_list_shows_each_task_with_its_next_fire_and_record(tmp_path: Path, cli: Run) -> None:
+    manifest = _write(tmp_path)
+    assert cli("start", "--manifest", str(manifest), "--for", "2.5").returncode == 0
+    assert cli("pause", "trading_tick", "--manifest", str(manifest)).returncode == 0
+    rows = {r["task_id"]: r for r in json.loads(cli("list", "--manifest", str(manifest),
+                                                     "--json").stdout)}  # fmt: skip
+    assert set(rows) == {"every_second", "trading_tick"}  # 'bad' was rejected
+    every = rows["every_second"]
+    assert every["description"] == "Every second"
+    assert every["run_count"] >= 1 and every["failure_count"] == 0
+    assert every["last_status"] == "CRON_TASK_DISPATCHED"
+    assert every["next_fire"] is not None and every["paused"] is False
+    assert rows["trading_tick"]["paused"] is True and rows["trading_tick"]["next_fire"] is None

@@ -35,7 +35,7 @@ from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import CronSchedule, describe, parse
 from cronwarden.cron.zones import resolve_zone
 from cronwarden.errors import CronError, CronwardenError, ManifestError, UnknownTask
-from cronwarden.manifest import Level, LoadResult, Manifest, Problem, load_manifest
+from cronwarden.manifest import Level, LoadResult, Manifest, Problem, TaskSpec, load_manifest
 from cronwarden.ports import KillSwitchState
 from cronwarden.reasons import ReasonCode
 
@@ -282,6 +282,75 @@ def history(
         cells = [str(report.get(key, "")) for key in ("event_type", "task_id", "reason_code")]
         table.add_row(at.isoformat(), *cells, str(report.get("trace_id", "")))
     Console().print(table)
+
+
+@app.command("list")
+def list_tasks(
+    manifest: Annotated[Path, typer.Option("--manifest", help="The manifest.")] = DEFAULT_MANIFEST,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """The tasks: schedule, timezone, state, next fire, last outcome, run and failure counts."""
+    result = load_manifest(manifest)
+    directory = state_dir(manifest, result.manifest)
+    rows = asyncio.run(_task_rows(result.manifest, directory))
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(title=f"{len(rows)} task(s) in {manifest}", title_justify="left")
+    for column in ("task", "schedule", "timezone", "state", "next fire", "last", "runs", "fails"):
+        table.add_column(column)
+    for row in rows:
+        state = "paused" if row["paused"] else "enabled" if row["enabled"] else "disabled"
+        table.add_row(
+            str(row["task_id"]),
+            f"{row['cron_expression']}\n[dim]{row['description']}[/dim]",
+            str(row["timezone"]), state, str(row["next_fire"] or "-"),
+            str(row["last_status"] or "-"), str(row["run_count"]), str(row["failure_count"]),
+        )  # fmt: skip
+    Console().print(table)
+
+
+async def _task_rows(manifest: Manifest, directory: Path) -> list[dict[str, object]]:
+    summaries: dict[str, dict[str, object]] = {}
+    paused: set[str] = set()
+    if (directory / "state.db").exists():
+        store = open_store(directory)
+        try:
+            summaries = dict(await store.task_summaries())
+            pauses = SqlPauses(store)
+            paused = {t.task_id for t in manifest.tasks if await pauses.paused(t.task_id)}
+        finally:
+            store.close()
+    now = datetime.now(UTC)
+    return [_task_row(manifest, task, now, task.task_id in paused, summaries.get(task.task_id, {}))
+            for task in manifest.tasks]  # fmt: skip
+
+
+def _task_row(
+    manifest: Manifest, task: TaskSpec, now: datetime, paused: bool, summary: dict[str, object]
+) -> dict[str, object]:
+    zone = manifest.zone_of(task)
+    fire = parse(task.cron_expression, zone, hash_key=task.task_id).next_after(now)
+    last_ms = summary.get("last_run_ms")
+    return {
+        "task_id": task.task_id,
+        "cron_expression": task.cron_expression,
+        "description": task.description or describe(task.cron_expression),
+        "timezone": zone,
+        "task_class": str(task.task_class),
+        "targets": list(task.targets),
+        "enabled": task.enabled,
+        "paused": paused,
+        "next_fire": fire.isoformat() if fire and task.enabled and not paused else None,
+        "last_run": _iso_ms(last_ms) if isinstance(last_ms, int) else None,
+        "last_status": summary.get("last_status"),
+        "run_count": summary.get("run_count", 0),
+        "failure_count": summary.get("failure_count", 0),
+    }
+
+
+def _iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
 killswitch_app = typer.Typer(help="The kill switch: suppresses trading tasks while on.")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy import Engine, case, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cronwarden.adapters.sql.schema import controls, dispatches, metadata, reports
@@ -139,6 +139,48 @@ class SqlStore:
         def work() -> int:
             with self._engine.begin() as conn:
                 return conn.execute(old_reports).rowcount + conn.execute(old_rows).rowcount
+
+        return await self._run(work)
+
+    async def task_summaries(self) -> dict[str, dict[str, Any]]:
+        """Per task: dispatched and failed counts, and the latest fire outcome."""
+        outcome_events = ("CRON_TASK_DISPATCHED", "CRON_TASK_FAILED", "CRON_TASK_SUPPRESSED",
+                          "CRON_TASK_MISSED")  # fmt: skip
+        counts = (
+            select(
+                reports.c.task_id,
+                func.sum(case((reports.c.event_type == "CRON_TASK_DISPATCHED", 1), else_=0)),
+                func.sum(case((reports.c.event_type == "CRON_TASK_FAILED", 1), else_=0)),
+                func.max(reports.c.id),
+            )
+            .where(reports.c.event_type.in_(outcome_events))
+            .group_by(reports.c.task_id)
+        )
+
+        def work() -> dict[str, dict[str, Any]]:
+            with self._engine.connect() as conn:
+                rows = conn.execute(counts).all()
+                latest = {
+                    row.id: row
+                    for row in conn.execute(
+                        select(
+                            reports.c.id,
+                            reports.c.event_type,
+                            reports.c.reason_code,
+                            reports.c.fired_at_ms,
+                        ).where(reports.c.id.in_([r[3] for r in rows]))  # fmt: skip
+                    )
+                }
+            return {
+                task_id: {
+                    "run_count": int(runs or 0),
+                    "failure_count": int(failures or 0),
+                    "last_status": latest[last].event_type,
+                    "last_reason": latest[last].reason_code,
+                    "last_run_ms": latest[last].fired_at_ms,
+                }
+                for task_id, runs, failures, last in rows
+            }
 
         return await self._run(work)
 
