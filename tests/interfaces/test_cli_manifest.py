@@ -83,3 +83,27 @@ def test_next_says_when_a_name_is_neither_task_nor_expression(cli: Run) -> None:
     done = cli("next", "nope", "--manifest", str(EXAMPLES / "cronwarden.yaml"))
     assert done.returncode == 2
     assert done.stderr.startswith("CRON_RUNNER_INVALID_EXPRESSION: 'nope' is neither a task")
+
+
+def test_run_dry_run_walks_every_step_without_side_effects(tmp_path: Path, cli: Run) -> None:
+    manifest = tmp_path / "cronwarden.yaml"
+    manifest.write_text(
+        "quiet_hours: [{start: '00:00', end: '00:00'}]\n"  # quiet all day, every day
+        "tasks:\n"
+        "  - {task_id: quiet, cron: '* * * * *', targets: [a], disable_during_quiet_hours: true}\n"
+        "  - {task_id: loud, cron: '* * * * *', targets: [a, b], task_class: health}\n"
+    )
+    quiet = cli("run", "quiet", "--dry-run", "--manifest", str(manifest))
+    assert quiet.returncode == 0, quiet.stderr
+    assert "quiet_hours  CRON_RUNNER_QUIET_HOURS_SKIP" in quiet.stdout
+    assert quiet.stdout.rstrip().endswith("=> suppressed")
+    loud = cli("run", "loud", "--dry-run", "--manifest", str(manifest))
+    assert "publish      cron.trigger to a, b" in loud.stdout
+    assert loud.stdout.rstrip().endswith("=> would be dispatched")
+    assert not (tmp_path / ".cronwarden").exists()  # nothing written
+
+
+def test_run_without_dry_run_says_it_needs_the_workers(tmp_path: Path, cli: Run) -> None:
+    done = cli("run", "x", "--manifest", str(EXAMPLES / "cronwarden.yaml"))
+    assert done.returncode == 2
+    assert done.stderr.startswith("CRONWARDEN_NOT_AVAILABLE:")

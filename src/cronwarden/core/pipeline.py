@@ -45,6 +45,16 @@ def targets_step(
 STEPS: tuple[Step, ...] = (kill_switch_step, quiet_hours_step, targets_step)
 
 
+def explain(
+    task: TaskSpec, at: datetime, *, kill_switch_on: bool, windows: Sequence[QuietHours]
+) -> list[tuple[str, ReasonCode | None]]:
+    """Every step's verdict for this fire, in order: ``(step name, reason or None)``."""
+    return [
+        (step.__name__.removesuffix("_step"), step(task, at, kill_switch_on, windows))
+        for step in STEPS
+    ]
+
+
 def suppression(
     task: TaskSpec, at: datetime, *, kill_switch_on: bool, windows: Sequence[QuietHours]
 ) -> ReasonCode | None:

@@ -31,6 +31,7 @@ from cronwarden._version import __version__
 from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore
 from cronwarden.app import control_report, open_store, run_scheduler, state_dir
+from cronwarden.core.pipeline import explain, lock_key
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import CronSchedule, describe, parse
 from cronwarden.cron.zones import resolve_zone
@@ -351,6 +352,54 @@ def _task_row(
 
 def _iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+@app.command("run")
+def run_task(
+    task_id: Annotated[str, typer.Argument(metavar="TASK", help="The task to walk through.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what each step would decide.")
+    ] = False,
+    manifest: Annotated[Path, typer.Option("--manifest", help="The manifest.")] = DEFAULT_MANIFEST,
+) -> None:
+    """Walk TASK through the decision pipeline for now and print each step's decision."""
+    if not dry_run:
+        raise CronwardenError(
+            "run without --dry-run runs the task's targets, which comes with the workers; "
+            "use --dry-run to see what the scheduler would decide",
+            code="CRONWARDEN_NOT_AVAILABLE",
+        )
+    result = load_manifest(manifest)
+    if task_id not in {task.task_id for task in result.manifest.tasks}:
+        raise UnknownTask(f"{task_id!r} is not a task of {manifest}")
+    task = result.manifest.task(task_id)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for line in asyncio.run(
+        _dry_run(result.manifest, task, now, state_dir(manifest, result.manifest))
+    ):
+        typer.echo(line)
+
+
+async def _dry_run(manifest: Manifest, task: TaskSpec, now: datetime, directory: Path) -> list[str]:
+    kill_switch_on, paused = False, False
+    if (directory / "state.db").exists():
+        store = open_store(directory)
+        try:
+            kill_switch_on = (await SqlKillSwitch(store).state()).active
+            paused = await SqlPauses(store).paused(task.task_id)
+        finally:
+            store.close()
+    at_ms = _ms(now)
+    lines = [f"{task.task_id} at {now.isoformat()} (dry run: nothing is claimed or published)",
+             f"  {'claim':<12} {lock_key('cronwarden', task.task_id, at_ms)}",
+             f"  {'paused':<12} {'CRON_RUNNER_TASK_PAUSED' if paused else 'pass'}"]  # fmt: skip
+    verdicts = explain(task, now, kill_switch_on=kill_switch_on, windows=manifest.quiet_hours)
+    lines += [f"  {name:<12} {reason or 'pass'}" for name, reason in verdicts]
+    blocked = paused or any(reason for _, reason in verdicts)
+    targets = ", ".join(task.targets)
+    lines.append(f"  {'publish':<12} {'-' if blocked else 'cron.trigger to ' + targets}")
+    lines.append("  => " + ("suppressed" if blocked else "would be dispatched"))
+    return lines
 
 
 killswitch_app = typer.Typer(help="The kill switch: suppresses trading tasks while on.")
