@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
+
+from watchfiles import awatch
 
 from cronwarden.adapters.memory import LocalBus, MemoryLock
 from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.adapters.system import SystemClock
 from cronwarden.core.report import EventType, OperationsReport
-from cronwarden.manifest import LoadResult, Manifest
-from cronwarden.ports import Clock
+from cronwarden.errors import ManifestError
+from cronwarden.manifest import LoadResult, Manifest, load_manifest
+from cronwarden.ports import Clock, Store
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.dispatch import Dispatcher
 from cronwarden.services.scheduler import CronRunner, new_trace_id
@@ -43,7 +47,9 @@ def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _loaded_report(result: LoadResult, now_ms: int) -> OperationsReport:
+def _loaded_report(
+    result: LoadResult, now_ms: int, trigger: str, diff: dict[str, list[str]]
+) -> OperationsReport:
     manifest = result.manifest
     return OperationsReport(
         event_type=EventType.MANIFEST_LOADED,
@@ -55,25 +61,26 @@ def _loaded_report(result: LoadResult, now_ms: int) -> OperationsReport:
         details={
             "tasks": [task.task_id for task in manifest.tasks],
             "problems": [str(problem) for problem in result.problems],
-            "trigger": "start",
+            "trigger": trigger,
+            **diff,
         },
     )
 
 
 async def run_scheduler(
+    manifest_path: Path,
     result: LoadResult,
     store: SqlStore,
     stop: asyncio.Event,
     *,
     on_report: Callable[[OperationsReport], None],
     clock: Clock | None = None,
+    handle_sighup: bool = True,
 ) -> None:
-    """Run the scheduler of ``result``'s manifest on the embedded backends until ``stop``."""
+    """Run the scheduler of ``result``'s manifest on the embedded backends until ``stop``,
+    reloading the manifest when its file changes or on SIGHUP."""
     clock = clock or SystemClock()
-    now_ms = int(clock.now().timestamp() * 1000)
-    loaded = _loaded_report(result, now_ms)
-    await store.add_report(loaded.to_dict(), now_ms)
-    on_report(loaded)
+    await _record(store, clock, on_report, _loaded_report(result, _ms(clock), "start", {}))
     dispatcher = Dispatcher(
         clock=clock,
         lock=MemoryLock(clock),
@@ -83,7 +90,79 @@ async def run_scheduler(
         pauses=SqlPauses(store),
         owner=instance_name(),
     )
-    await CronRunner(result.manifest, dispatcher, on_report=on_report).run(stop)
+    runner = CronRunner(result.manifest, dispatcher, on_report=on_report)
+    reloader = Reloader(manifest_path, runner, store, clock, on_report)
+    if handle_sighup:
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGHUP, lambda: asyncio.ensure_future(reloader.reload("SIGHUP"))
+        )
+    watcher = asyncio.ensure_future(reloader.watch(stop))
+    try:
+        await runner.run(stop)
+    finally:
+        watcher.cancel()
+
+
+class Reloader:
+    """Re-reads the manifest on demand; a valid one replaces the running one at once,
+    an unreadable one keeps the last good manifest running. Either way, a report."""
+
+    def __init__(
+        self,
+        path: Path,
+        runner: CronRunner,
+        store: Store,
+        clock: Clock,
+        on_report: Callable[[OperationsReport], None],
+    ) -> None:
+        self._path, self._runner, self._store = path, runner, store
+        self._clock, self._on_report = clock, on_report
+
+    async def reload(self, trigger: str) -> OperationsReport:
+        now_ms = _ms(self._clock)
+        try:
+            result = await asyncio.to_thread(load_manifest, self._path)
+        except ManifestError as err:
+            report = _failed_reload_report(str(err), trigger, now_ms)
+        else:
+            diff = self._runner.replace(result.manifest, now_ms)
+            report = _loaded_report(result, now_ms, trigger, diff)
+        await _record(self._store, self._clock, self._on_report, report)
+        return report
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Reload whenever the manifest file is written (editors that replace it included)."""
+        name = self._path.name
+        async for _ in awatch(
+            self._path.resolve().parent,
+            watch_filter=lambda _change, changed: Path(changed).name == name,
+            stop_event=stop,
+        ):
+            await self.reload("file watch")
+
+
+async def _record(
+    store: Store, clock: Clock, on_report: Callable[[OperationsReport], None],
+    report: OperationsReport,
+) -> None:  # fmt: skip
+    await store.add_report(report.to_dict(), _ms(clock))
+    on_report(report)
+
+
+def _ms(clock: Clock) -> int:
+    return int(clock.now().timestamp() * 1000)
+
+
+def _failed_reload_report(why: str, trigger: str, now_ms: int) -> OperationsReport:
+    return OperationsReport(
+        event_type=EventType.MANIFEST_RELOAD_FAILED,
+        task_id="",
+        fired_at_ms=now_ms,
+        targets=(),
+        trace_id=new_trace_id(),
+        reason_code=ReasonCode.CRON_RUNNER_MANIFEST_UNREADABLE,
+        details={"error": why, "trigger": trigger, "kept": "the last good manifest"},
+    )
 
 
 def control_report(

@@ -123,3 +123,36 @@ def test_list_shows_each_task_with_its_next_fire_and_record(tmp_path: Path, cli:
     assert every["last_status"] == "CRON_TASK_DISPATCHED"
     assert every["next_fire"] is not None and every["paused"] is False
     assert rows["trading_tick"]["paused"] is True and rows["trading_tick"]["next_fire"] is None
+
+
+def test_a_running_scheduler_reloads_its_manifest_and_keeps_the_last_good_one(
+    tmp_path: Path, cli: Run
+) -> None:
+    manifest = _write(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1.5)
+        manifest.write_text(MANIFEST + "  - {task_id: added, cron: '* * * * * *', targets: [z]}\n")
+        time.sleep(2.5)
+        manifest.write_text("tasks: [")  # unreadable: the last good manifest keeps running
+        time.sleep(2.0)
+        process.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    reports = json.loads(cli("history", "--json", "--limit", "999",
+                             "--manifest", str(manifest)).stdout)  # fmt: skip
+    loads = [r for r in reports if r["event_type"] == "CRON_MANIFEST_LOADED"]
+    assert any(r.get("added") == ["added"] and r["trigger"] == "file watch" for r in loads)
+    failed = [r for r in reports if r["event_type"] == "CRON_MANIFEST_RELOAD_FAILED"]
+    assert {r["trigger"] for r in failed} >= {"file watch", "SIGHUP"}
+    assert all(r["reason_code"] == "CRON_RUNNER_MANIFEST_UNREADABLE" for r in failed)
+    added = sorted(r["fired_at_ms"] for r in reports if r["task_id"] == "added")
+    assert len(added) >= 2
+    kept = sorted(r["fired_at_ms"] for r in reports if r["task_id"] == "every_second")
+    assert kept[-1] > failed[-1]["fired_at_ms"] - 2000  # still firing after the bad write
+    assert len(kept) == len(set(kept))

@@ -158,3 +158,22 @@ def test_every_instant_ends_in_exactly_one_outcome(
             outcomes[report.fired_at_ms] += 1
     assert all(count == 1 for count in outcomes.values()), "an instant had two outcomes"
     assert sorted(outcomes) == instants(start_s + 1, reached)  # nothing silent or invented
+
+
+def test_a_reload_keeps_unchanged_tasks_in_step_and_rearms_the_rest() -> None:
+    clock = FakeClock()
+    runner = _runner([_every_second("kept"), _every_second("changed"), _every_second("gone")],
+                     clock)  # fmt: skip
+    first = _ticks(runner, clock, [("advance", 2)])
+    new = validate_document({"tasks": [
+        _every_second("kept"),
+        {"task_id": "changed", "cron": "*/2 * * * * *", "targets": ["t"]},
+        _every_second("added"),
+    ]}).manifest  # fmt: skip
+    diff = runner.replace(new, int(clock.now().timestamp() * 1000))
+    assert diff == {"added": ["added"], "removed": ["gone"], "changed": ["changed"]}
+    later = _ticks(runner, clock, [("advance", 2)])
+    kept = [r.fired_at_ms for r in first + later if r.task_id == "kept"]
+    assert kept == sorted(set(kept)) and len(kept) == 4  # no instant skipped or repeated
+    assert {r.task_id for r in later} == {"kept", "changed", "added"}
+    assert all(r.fired_at_ms % 2000 == 0 for r in later if r.task_id == "changed")

@@ -219,13 +219,13 @@ def start(
         f"state in {directory}; Ctrl-C stops"
     )
     try:
-        asyncio.run(_run_until_stopped(result, store, console, run_for))
+        asyncio.run(_run_until_stopped(manifest, result, store, console, run_for))
     finally:
         store.close()
 
 
 async def _run_until_stopped(
-    result: LoadResult, store: SqlStore, console: Console, run_for: float | None
+    manifest: Path, result: LoadResult, store: SqlStore, console: Console, run_for: float | None
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -234,8 +234,9 @@ async def _run_until_stopped(
     if run_for is not None:
         loop.call_later(run_for, stop.set)
     await run_scheduler(
-        result, store, stop, on_report=lambda r: console.print(_live_line(r), soft_wrap=True)
-    )
+        manifest, result, store, stop,
+        on_report=lambda r: console.print(_live_line(r), soft_wrap=True),
+    )  # fmt: skip
     console.print("cronwarden: stopped")
 
 
@@ -263,7 +264,7 @@ def history(
     ] = False,
 ) -> None:
     """The recorded reports, newest first."""
-    loaded = load_manifest(manifest).manifest if manifest.exists() else None
+    loaded = _manifest_if_readable(manifest)
     directory = state_dir(manifest, loaded)
     reports: list[dict[str, object]] = []
     if (directory / "state.db").exists():
@@ -418,7 +419,7 @@ def _control(
     manifest: Path, action: Callable[[SqlStore, datetime], Coroutine[Any, Any, str]]
 ) -> None:
     """Open the manifest's store, apply one operator action, print what it says."""
-    loaded = load_manifest(manifest).manifest if manifest.exists() else None
+    loaded = _manifest_if_readable(manifest)
     store = open_store(state_dir(manifest, loaded))
     try:
         typer.echo(asyncio.run(action(store, datetime.now(UTC))))
@@ -526,6 +527,14 @@ def _set_paused(manifest: Path, task_id: str, paused: bool, actor: str, why: str
         return f"{task_id}: {'paused' if paused else 'resumed'} by {actor}"
 
     _control(manifest, action)
+
+
+def _manifest_if_readable(path: Path) -> Manifest | None:
+    """The manifest for finding the state folder; state stays reachable when it is broken."""
+    try:
+        return load_manifest(path).manifest if path.exists() else None
+    except ManifestError:
+        return None
 
 
 def _ms(moment: datetime) -> int:

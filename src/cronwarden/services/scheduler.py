@@ -34,6 +34,16 @@ def new_trace_id() -> str:
     return f"tr_{secrets.token_hex(6)}"
 
 
+def _compile(manifest: Manifest) -> tuple[dict[str, TaskSpec], dict[str, CronSchedule]]:
+    """The enabled tasks of a manifest and their compiled schedules."""
+    tasks = {task.task_id: task for task in manifest.tasks if task.enabled}
+    schedules = {
+        task_id: parse(task.cron_expression, manifest.zone_of(task), hash_key=task_id)
+        for task_id, task in tasks.items()
+    }
+    return tasks, schedules
+
+
 class CronRunner:
     """Fires every enabled task of a manifest at its instants, each exactly once."""
 
@@ -51,11 +61,7 @@ class CronRunner:
         self._trace_id = trace_id
         self._clock = dispatcher.clock
         self._slots = asyncio.Semaphore(manifest.max_concurrent_tasks)  # FIFO: an ordered queue
-        self._tasks = {task.task_id: task for task in manifest.tasks if task.enabled}
-        self._schedules: dict[str, CronSchedule] = {
-            task.task_id: parse(task.cron_expression, manifest.zone_of(task), hash_key=task_id)
-            for task_id, task in self._tasks.items()
-        }
+        self._tasks, self._schedules = _compile(manifest)
         self._heap: list[tuple[int, str]] = []
         self._started = False
 
@@ -65,6 +71,31 @@ class CronRunner:
         for task_id, schedule in self._schedules.items():
             self._push(task_id, schedule.next_instant(now_ms / 1000))
         self._started = True
+
+    def replace(self, manifest: Manifest, now_ms: int) -> dict[str, list[str]]:
+        """Swap in a new manifest at once; return the task ids added, removed and changed.
+
+        Unchanged tasks keep their place in the heap, so a reload never fires an
+        instant twice or skips one; added and changed tasks start after ``now_ms``.
+        """
+        tasks, schedules = _compile(manifest)
+        kept = {tid for tid in tasks if tid in self._tasks and self._same(tid, tasks, manifest)}
+        self._heap = [(at, tid) for at, tid in self._heap if tid in kept]
+        heapq.heapify(self._heap)
+        for task_id in tasks.keys() - kept:
+            self._push(task_id, schedules[task_id].next_instant(now_ms / 1000))
+        diff = {
+            "added": sorted(tasks.keys() - self._tasks.keys()),
+            "removed": sorted(self._tasks.keys() - tasks.keys()),
+            "changed": sorted((tasks.keys() & self._tasks.keys()) - kept),
+        }
+        self._manifest, self._tasks, self._schedules = manifest, tasks, schedules
+        self._slots = asyncio.Semaphore(manifest.max_concurrent_tasks)
+        return diff
+
+    def _same(self, task_id: str, tasks: dict[str, TaskSpec], manifest: Manifest) -> bool:
+        old, new = self._tasks[task_id], tasks[task_id]
+        return old == new and self._manifest.zone_of(old) == manifest.zone_of(new)
 
     def next_due_ms(self) -> int | None:
         return self._heap[0][0] if self._heap else None
