@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("default", deadline=None)
 settings.register_profile("ci", deadline=None, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
+
+
+@pytest.fixture(autouse=True)
+def _any_free_http_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Daemons started by tests listen on a free port, never on the default 9464."""
+    monkeypatch.setenv("CRONWARDEN_HTTP", "127.0.0.1:0")

@@ -4,12 +4,15 @@ that knows every adapter."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import uvicorn
 from watchfiles import awatch
 
 from cronwarden.adapters.memory import LocalBus, MemoryLock
@@ -17,12 +20,15 @@ from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.adapters.system import SystemClock
 from cronwarden.core.report import EventType, OperationsReport
-from cronwarden.errors import ManifestError
+from cronwarden.errors import CronwardenError, ManifestError
+from cronwarden.interfaces.api.app import create_app
 from cronwarden.manifest import LoadResult, Manifest, load_manifest
 from cronwarden.ports import Clock, Store
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.dispatch import Dispatcher
+from cronwarden.services.health import CronHealth
 from cronwarden.services.scheduler import CronRunner, new_trace_id
+from cronwarden.telemetry.metrics import CronMetrics
 
 STATE_DIR_ENV = "CRONWARDEN_STATE_DIR"
 
@@ -76,10 +82,14 @@ async def run_scheduler(
     on_report: Callable[[OperationsReport], None],
     clock: Clock | None = None,
     handle_sighup: bool = True,
+    http: socket.socket | None = None,
 ) -> None:
     """Run the scheduler of ``result``'s manifest on the embedded backends until ``stop``,
     reloading the manifest when its file changes or on SIGHUP."""
     clock = clock or SystemClock()
+    namespace = str(result.manifest.metrics.get("namespace", "cronwarden"))
+    observe = Observers(clock, namespace, on_report)
+    on_report = observe.report
     await _record(store, clock, on_report, _loaded_report(result, _ms(clock), "start", {}))
     dispatcher = Dispatcher(
         clock=clock,
@@ -91,16 +101,77 @@ async def run_scheduler(
         owner=instance_name(),
     )
     runner = CronRunner(result.manifest, dispatcher, on_report=on_report)
+    observe.health.next_fire_ms = runner.next_due_ms
+    observe.task_class = runner.task_class
     reloader = Reloader(manifest_path, runner, store, clock, on_report)
     if handle_sighup:
         asyncio.get_running_loop().add_signal_handler(
             signal.SIGHUP, lambda: asyncio.ensure_future(reloader.reload("SIGHUP"))
         )
     watcher = asyncio.ensure_future(reloader.watch(stop))
+    server = _HttpServer(create_app(observe.metrics, observe.snapshot)) if http else None
+    served = asyncio.ensure_future(server.serve(sockets=[http])) if server and http else None
     try:
         await runner.run(stop)
     finally:
         watcher.cancel()
+        if server and served:
+            server.should_exit = True
+            await served
+
+
+class Observers:
+    """Metrics and health, fed by every report before it reaches ``on_report``."""
+
+    def __init__(
+        self, clock: Clock, namespace: str, on_report: Callable[[OperationsReport], None]
+    ) -> None:
+        self._clock, self._on_report = clock, on_report
+        self.metrics = CronMetrics(namespace)
+        self.health = CronHealth(started_ms=_ms(clock))
+        self.task_class: Callable[[str], str] = lambda task_id: ""
+
+    def report(self, report: OperationsReport) -> None:
+        now_ms = _ms(self._clock)
+        if report.event_type is EventType.MANIFEST_LOADED:
+            self.metrics.entries.set(len(report.details.get("tasks", [])))
+        self.metrics.observe(report, self.task_class(report.task_id), now_ms)
+        self.health.observe(report, now_ms)
+        self._on_report(report)
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.health.snapshot(_ms(self._clock))
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn inside our event loop; the daemon, not uvicorn, handles signals."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(uvicorn.Config(app, log_level="warning", lifespan="off"))
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def listen(address: str) -> socket.socket | None:
+    """A listening socket for ``HOST:PORT`` (port 0 picks a free one), or ``None`` for ``off``.
+
+    :raises CronwardenError: when the address is malformed or cannot be bound.
+    """
+    if address == "off":
+        return None
+    host, _, port = address.rpartition(":")
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), int(port)))
+    except (OSError, ValueError) as err:
+        raise CronwardenError(f"http: cannot listen on {address!r}: {err}",
+                              code="CRONWARDEN_HTTP_UNAVAILABLE") from None  # fmt: skip
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
 
 
 class Reloader:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -65,7 +67,11 @@ def test_start_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
 def test_state_dir_follows_the_environment(tmp_path: Path) -> None:
     manifest = _write(tmp_path)
     elsewhere = tmp_path / "state-here"
-    env = {"CRONWARDEN_STATE_DIR": str(elsewhere), "PATH": "/usr/bin:/bin"}
+    env = {
+        "CRONWARDEN_STATE_DIR": str(elsewhere),
+        "PATH": "/usr/bin:/bin",
+        "CRONWARDEN_HTTP": "off",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest), "--for", "0.5"],
         capture_output=True, text=True, timeout=60, check=False, env=env,
@@ -156,3 +162,51 @@ def test_a_running_scheduler_reloads_its_manifest_and_keeps_the_last_good_one(
     kept = sorted(r["fired_at_ms"] for r in reports if r["task_id"] == "every_second")
     assert kept[-1] > failed[-1]["fired_at_ms"] - 2000  # still firing after the bad write
     assert len(kept) == len(set(kept))
+
+
+def test_the_daemon_serves_metrics_and_its_health(tmp_path: Path) -> None:
+    manifest = tmp_path / "cronwarden.yaml"
+    manifest.write_text(
+        "metrics: {namespace: polytraders_gov}\n"
+        "tasks: [{task_id: a, cron: '* * * * * *', targets: [x], task_class: health}]\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest),
+         "--http", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = ""
+        while "http: serving" not in line:
+            line = process.stdout.readline()
+            assert line, "the daemon exited before serving"
+        port = int(line.rsplit(":", 1)[1])
+        time.sleep(2.5)
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{base}/internal/health/cron-runner", timeout=10) as reply:
+            health = json.loads(reply.read())
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as reply:
+            metrics = reply.read().decode()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert health["status"] == "green" and health["task_count"] == 1
+    assert health["successful"] >= 1 and health["next_fire_ms"] is not None
+    assert (
+        'polytraders_gov_cronrunner_tasks_dispatched_total{task_class="health",task_id="a"}'
+        in metrics
+    )
+
+
+def test_a_port_in_use_is_a_one_line_startup_error(tmp_path: Path, cli: Run) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        done = cli("start", "--manifest", str(_write(tmp_path)), "--http", f"127.0.0.1:{port}")
+    finally:
+        taken.close()
+    assert done.returncode == 2
+    assert done.stderr.startswith("CRONWARDEN_HTTP_UNAVAILABLE: http: cannot listen on")

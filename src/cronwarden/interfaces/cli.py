@@ -16,6 +16,7 @@ import asyncio
 import getpass
 import json
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, tzinfo
@@ -30,7 +31,7 @@ from rich.table import Table
 from cronwarden._version import __version__
 from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore
-from cronwarden.app import control_report, open_store, run_scheduler, state_dir
+from cronwarden.app import control_report, listen, open_store, run_scheduler, state_dir
 from cronwarden.core.pipeline import explain, lock_key
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import CronSchedule, describe, parse
@@ -200,6 +201,14 @@ def start(
     manifest: Annotated[
         Path, typer.Option("--manifest", help="The manifest to run.")
     ] = DEFAULT_MANIFEST,
+    http: Annotated[
+        str,
+        typer.Option(
+            "--http",
+            envvar="CRONWARDEN_HTTP",
+            help="HOST:PORT for /metrics and health (port 0: any free port; off: none).",
+        ),
+    ] = "127.0.0.1:9464",
     run_for: Annotated[
         float | None,
         typer.Option(
@@ -209,6 +218,7 @@ def start(
 ) -> None:
     """Run the scheduler: fire every task of the manifest, recording every outcome."""
     result = load_manifest(manifest)
+    sock = listen(http)
     for problem in result.problems:
         typer.echo(str(problem), err=True)
     directory = state_dir(manifest, result.manifest)
@@ -218,14 +228,22 @@ def start(
         f"cronwarden {__version__}: {len(result.manifest.tasks)} task(s) from {manifest}; "
         f"state in {directory}; Ctrl-C stops"
     )
+    if sock is not None:
+        host, port = sock.getsockname()[:2]
+        console.print(f"http: serving /metrics and /internal/health/cron-runner on {host}:{port}")
     try:
-        asyncio.run(_run_until_stopped(manifest, result, store, console, run_for))
+        asyncio.run(_run_until_stopped(manifest, result, store, console, run_for, sock))
     finally:
         store.close()
 
 
 async def _run_until_stopped(
-    manifest: Path, result: LoadResult, store: SqlStore, console: Console, run_for: float | None
+    manifest: Path,
+    result: LoadResult,
+    store: SqlStore,
+    console: Console,
+    run_for: float | None,
+    sock: socket.socket | None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -235,7 +253,7 @@ async def _run_until_stopped(
         loop.call_later(run_for, stop.set)
     await run_scheduler(
         manifest, result, store, stop,
-        on_report=lambda r: console.print(_live_line(r), soft_wrap=True),
+        on_report=lambda r: console.print(_live_line(r), soft_wrap=True), http=sock,
     )  # fmt: skip
     console.print("cronwarden: stopped")
 

@@ -97,6 +97,11 @@ class CronRunner:
         old, new = self._tasks[task_id], tasks[task_id]
         return old == new and self._manifest.zone_of(old) == manifest.zone_of(new)
 
+    def task_class(self, task_id: str) -> str:
+        """The class of a running task (for metric labels), ``""`` for none."""
+        task = self._tasks.get(task_id)
+        return "" if task is None else str(task.task_class)
+
     def next_due_ms(self) -> int | None:
         return self._heap[0][0] if self._heap else None
 

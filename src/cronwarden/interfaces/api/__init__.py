@@ -1,0 +1,3 @@
+"""The HTTP interface: metrics and health today; the operator API later."""
+
+from __future__ import annotations

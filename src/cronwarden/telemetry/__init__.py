@@ -1,0 +1,3 @@
+"""Telemetry: Prometheus metrics (and, later, structured logs)."""
+
+from __future__ import annotations
