@@ -210,3 +210,27 @@ def test_a_port_in_use_is_a_one_line_startup_error(tmp_path: Path, cli: Run) -> 
         taken.close()
     assert done.returncode == 2
     assert done.stderr.startswith("CRONWARDEN_HTTP_UNAVAILABLE: http: cannot listen on")
+
+
+def test_status_says_whether_the_scheduler_is_up(tmp_path: Path, cli: Run) -> None:
+    manifest = _write(tmp_path)
+    down = json.loads(cli("status", "--manifest", str(manifest), "--json").stdout)
+    assert down["daemon"] is None and down["last_24h"] == {}
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest),
+         "--http", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(2.5)
+        up = cli("status", "--manifest", str(manifest), "--http", f"127.0.0.1:{port}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert up.returncode == 0
+    assert "scheduler:   red" in up.stdout  # the manifest has a rejected entry
+    assert "CRON_TASK_DISPATCHED" in up.stdout

@@ -18,6 +18,8 @@ import json
 import signal
 import socket
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, tzinfo
 from itertools import islice
@@ -268,6 +270,62 @@ def _live_line(report: OperationsReport) -> str:
         f"{at} [{style}]{report.event_type}[/{style}] {report.task_id} {targets} "
         f"{report.reason_code} {report.trace_id}"
     )
+
+
+@app.command("status")
+def status(
+    manifest: Annotated[Path, typer.Option("--manifest", help="Whose state.")] = DEFAULT_MANIFEST,
+    http: Annotated[
+        str, typer.Option("--http", envvar="CRONWARDEN_HTTP", help="Where the daemon serves.")
+    ] = "127.0.0.1:9464",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Whether the scheduler is up (its health endpoint), the kill switch, and the last 24 h."""
+    directory = state_dir(manifest, _manifest_if_readable(manifest))
+    daemon = _daemon_health(http)
+    kill_switch, counts = KillSwitchState(active=False), dict[str, int]()
+    if (directory / "state.db").exists():
+        kill_switch, counts = asyncio.run(_state_summary(directory))
+    report = {
+        "daemon": daemon,
+        "kill_switch": {
+            "active": kill_switch.active,
+            "actor": kill_switch.actor,
+            "reason": kill_switch.reason,
+        },  # fmt: skip
+        "last_24h": counts,
+        "state_dir": str(directory),
+    }
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    up = daemon.get("status", "down") if daemon else "down (no answer on " + http + ")"
+    typer.echo(f"scheduler:   {up}")
+    typer.echo(f"kill switch: {_kill_switch_line(kill_switch).removeprefix('kill switch: ')}")
+    typer.echo("last 24 h:   " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"))
+
+
+def _daemon_health(http: str) -> dict[str, object] | None:
+    if http == "off":
+        return None
+    try:
+        with urllib.request.urlopen(
+            f"http://{http}/internal/health/cron-runner", timeout=2
+        ) as reply:
+            return dict(json.loads(reply.read()))
+    except urllib.error.HTTPError as err:  # 503: up, but red
+        return dict(json.loads(err.read()))
+    except (OSError, ValueError):
+        return None
+
+
+async def _state_summary(directory: Path) -> tuple[KillSwitchState, dict[str, int]]:
+    store = open_store(directory)
+    try:
+        since = _ms(datetime.now(UTC)) - 86_400_000
+        return await SqlKillSwitch(store).state(), await store.event_counts(since)
+    finally:
+        store.close()
 
 
 @app.command("history")

@@ -142,6 +142,20 @@ class SqlStore:
 
         return await self._run(work)
 
+    async def event_counts(self, since_ms: int) -> dict[str, int]:
+        """How many reports of each event type were recorded since ``since_ms``."""
+        statement = (
+            select(reports.c.event_type, func.count())
+            .where(reports.c.recorded_at_ms >= since_ms)
+            .group_by(reports.c.event_type)
+        )
+
+        def work() -> dict[str, int]:
+            with self._engine.connect() as conn:
+                return {event: int(count) for event, count in conn.execute(statement)}
+
+        return await self._run(work)
+
     async def task_summaries(self) -> dict[str, dict[str, Any]]:
         """Per task: dispatched and failed counts, and the latest fire outcome."""
         outcome_events = ("CRON_TASK_DISPATCHED", "CRON_TASK_FAILED", "CRON_TASK_SUPPRESSED",
