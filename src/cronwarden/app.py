@@ -109,7 +109,12 @@ async def run_scheduler(
             signal.SIGHUP, lambda: asyncio.ensure_future(reloader.reload("SIGHUP"))
         )
     watcher = asyncio.ensure_future(reloader.watch(stop))
-    server = _HttpServer(create_app(observe.metrics, observe.snapshot)) if http else None
+
+    async def force(task_id: str, actor: str, reason: str) -> dict[str, Any]:
+        return (await runner.force(task_id, actor, reason)).to_dict()
+
+    api = create_app(observe.metrics, observe.snapshot, force)
+    server = _HttpServer(api) if http else None
     served = asyncio.ensure_future(server.serve(sockets=[http])) if server and http else None
     try:
         await runner.run(stop)

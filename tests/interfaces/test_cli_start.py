@@ -234,3 +234,47 @@ def test_status_says_whether_the_scheduler_is_up(tmp_path: Path, cli: Run) -> No
     assert up.returncode == 0
     assert "scheduler:   red" in up.stdout  # the manifest has a rejected entry
     assert "CRON_TASK_DISPATCHED" in up.stdout
+
+
+def test_force_dispatch_goes_through_the_running_scheduler(tmp_path: Path, cli: Run) -> None:
+    manifest = tmp_path / "cronwarden.yaml"
+    manifest.write_text(
+        "quiet_hours: [{start: '00:00', end: '00:00'}]\n"
+        "tasks:\n"
+        "  - {task_id: nightly, cron: '0 3 * * *', targets: [gov.r], task_class: governance,\n"
+        "     disable_during_quiet_hours: true}\n"
+        "  - {task_id: trade, cron: '0 3 * * *', targets: [strat.s]}\n"
+    )
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    address = f"127.0.0.1:{probe.getsockname()[1]}"
+    probe.close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest),
+         "--http", address],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(2.0)
+        done = cli("force-dispatch", "--task-id", "nightly", "--reason", "missed run",
+                   "--actor", "alice", "--http", address)  # fmt: skip
+        unknown = cli("force-dispatch", "--task-id", "nope", "--http", address)
+        cli("killswitch", "on", "--reason", "drill", "--manifest", str(manifest))
+        blocked = cli("force-dispatch", "--task-id", "trade", "--http", address)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "CRON_TASK_DISPATCHED nightly gov.r" in done.stdout  # quiet hours do not apply
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("CRON_RUNNER_UNKNOWN_TASK:")
+    assert "KILL_SWITCH_ACTIVE" in blocked.stdout  # the kill switch still does
+    history = json.loads(cli("history", "nightly", "--manifest", str(manifest), "--json").stdout)
+    assert history[0]["forced"] is True and history[0]["actor"] == "alice"
+    assert history[0]["reason"] == "missed run"
+
+
+def test_force_dispatch_without_a_scheduler_is_one_line(cli: Run) -> None:
+    done = cli("force-dispatch", "--task-id", "x", "--http", "127.0.0.1:9")
+    assert done.returncode == 2
+    assert done.stderr.startswith("CRONWARDEN_DAEMON_UNREACHABLE: no scheduler answers")

@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, tzinfo
@@ -260,16 +261,14 @@ async def _run_until_stopped(
     console.print("cronwarden: stopped")
 
 
-def _live_line(report: OperationsReport) -> str:
+def _live_line(report: OperationsReport, *, markup: bool = True) -> str:
     at = datetime.fromtimestamp(report.fired_at_ms / 1000, UTC).isoformat()
-    style = {"CRON_TASK_DISPATCHED": "green", "CRON_TASK_FAILED": "red"}.get(
-        report.event_type, "yellow"
-    )
+    event = str(report.event_type)
+    if markup:
+        style = {"CRON_TASK_DISPATCHED": "green", "CRON_TASK_FAILED": "red"}.get(event, "yellow")
+        event = f"[{style}]{event}[/{style}]"
     targets = ",".join(report.targets)
-    return (
-        f"{at} [{style}]{report.event_type}[/{style}] {report.task_id} {targets} "
-        f"{report.reason_code} {report.trace_id}"
-    )
+    return f"{at} {event} {report.task_id} {targets} {report.reason_code} {report.trace_id}"
 
 
 @app.command("status")
@@ -326,6 +325,37 @@ async def _state_summary(directory: Path) -> tuple[KillSwitchState, dict[str, in
         return await SqlKillSwitch(store).state(), await store.event_counts(since)
     finally:
         store.close()
+
+
+@app.command("force-dispatch")
+def force_dispatch(
+    task_id: Annotated[str, typer.Option("--task-id", help="The task to dispatch now.")],
+    reason: ReasonOption = "",
+    actor: ActorOption = "",
+    http: Annotated[
+        str, typer.Option("--http", envvar="CRONWARDEN_HTTP", help="Where the daemon serves.")
+    ] = "127.0.0.1:9464",
+) -> None:
+    """Dispatch a task now through the running scheduler (claim, kill switch, publish),
+    recorded as forced with who and why; quiet hours and pauses do not apply."""
+    body = json.dumps({"actor": actor or _user(), "reason": reason}).encode()
+    url = f"http://{http}/api/tasks/{urllib.parse.quote(task_id, safe='')}/force-dispatch"
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            report = json.loads(reply.read())
+    except urllib.error.HTTPError as err:
+        problem = json.loads(err.read() or b"{}")
+        code = str(problem.get("code", "CRONWARDEN_API_ERROR"))
+        raise CronwardenError(str(problem.get("message", err)), code=code) from None
+    except OSError as err:
+        raise CronwardenError(f"no scheduler answers on {http}: {err}",
+                              code="CRONWARDEN_DAEMON_UNREACHABLE") from None  # fmt: skip
+    line = _live_line(OperationsReport(
+        EventType(report["event_type"]), report["task_id"], report["fired_at_ms"],
+        tuple(report["targets"]), report["trace_id"], ReasonCode(report["reason_code"]),
+    ), markup=False)  # fmt: skip
+    typer.echo(line)
 
 
 @app.command("history")

@@ -9,7 +9,7 @@ Not yet here: re-publishing rows the bus never acknowledged (the outbox loop).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from cronwarden.core.pipeline import lock_key, suppression
@@ -40,21 +40,40 @@ class Dispatcher:
     lock_mode: str = "local"
 
     async def fire(
-        self, task: TaskSpec, scheduled_at_ms: int, trace_id: str, windows: Sequence[QuietHours]
+        self,
+        task: TaskSpec,
+        scheduled_at_ms: int,
+        trace_id: str,
+        windows: Sequence[QuietHours],
+        *,
+        forced: dict[str, str] | None = None,
     ) -> OperationsReport:
-        """Run one ``(task, scheduled instant)`` through the pipeline; always one report."""
-        event, reason = await self._decide(task, scheduled_at_ms, trace_id, windows)
+        """Run one ``(task, scheduled instant)`` through the pipeline; always one report.
+
+        A ``forced`` fire (an operator's, with ``actor`` and ``reason``) skips the pause
+        and quiet-hours steps; the claim, the kill switch and the commit still apply.
+        """
+        if forced is not None:
+            windows = ()
+        event, reason = await self._decide(task, scheduled_at_ms, trace_id, windows, forced)
         report = self._report(event, reason, task, scheduled_at_ms, trace_id)
+        if forced is not None:
+            report = replace(report, details={"forced": True, **forced})
         await self.store.add_report(report.to_dict(), self._now_ms())
         return report
 
     async def _decide(
-        self, task: TaskSpec, scheduled_at_ms: int, trace_id: str, windows: Sequence[QuietHours]
+        self,
+        task: TaskSpec,
+        scheduled_at_ms: int,
+        trace_id: str,
+        windows: Sequence[QuietHours],
+        forced: dict[str, str] | None,
     ) -> tuple[EventType, ReasonCode]:
         key = lock_key(self.prefix, task.task_id, scheduled_at_ms)
         if not await self.lock.claim(key, self.owner, self.claim_ttl_ms):
             return EventType.SUPPRESSED, ReasonCode.CRON_RUNNER_DUPLICATE_FIRE
-        if await self.pauses.paused(task.task_id):
+        if forced is None and await self.pauses.paused(task.task_id):
             return EventType.SUPPRESSED, ReasonCode.CRON_RUNNER_TASK_PAUSED
         at = datetime.fromtimestamp(scheduled_at_ms / 1000, UTC)
         kill_switch_on = (await self.kill_switch.state()).active

@@ -97,6 +97,16 @@ class CronRunner:
         old, new = self._tasks[task_id], tasks[task_id]
         return old == new and self._manifest.zone_of(old) == manifest.zone_of(new)
 
+    async def force(self, task_id: str, actor: str, reason: str) -> OperationsReport:
+        """Dispatch ``task_id`` now, on an operator's word; :class:`KeyError` if not running."""
+        task = self._tasks[task_id]
+        forced = {"actor": actor, "reason": reason}
+        report = await self._dispatcher.fire(
+            task, self._now_ms(), self._trace_id(), (), forced=forced
+        )
+        self._on_report(report)
+        return report
+
     def task_class(self, task_id: str) -> str:
         """The class of a running task (for metric labels), ``""`` for none."""
         task = self._tasks.get(task_id)
