@@ -278,3 +278,15 @@ def test_force_dispatch_without_a_scheduler_is_one_line(cli: Run) -> None:
     done = cli("force-dispatch", "--task-id", "x", "--http", "127.0.0.1:9")
     assert done.returncode == 2
     assert done.stderr.startswith("CRONWARDEN_DAEMON_UNREACHABLE: no scheduler answers")
+
+
+def test_json_logs_carry_one_outcome_a_line(tmp_path: Path, cli: Run) -> None:
+    done = cli("start", "--manifest", str(_write(tmp_path)), "--for", "2.5", "--log-format", "json")
+    assert done.returncode == 0
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line is JSON
+    assert (
+        lines[0]["reason_code"] == "CRON_RUNNER_INVALID_EXPRESSION" and lines[0]["level"] == "ERROR"
+    )
+    dispatched = [line for line in lines if line.get("event_type") == "CRON_TASK_DISPATCHED"]
+    assert dispatched and all(line["lock_acquired"] is True for line in dispatched)
+    assert {"ts", "level", "task_id", "trace_id", "reason_code"} <= set(dispatched[0])

@@ -43,6 +43,7 @@ from cronwarden.errors import CronError, CronwardenError, ManifestError, Unknown
 from cronwarden.manifest import Level, LoadResult, Manifest, Problem, TaskSpec, load_manifest
 from cronwarden.ports import KillSwitchState
 from cronwarden.reasons import ReasonCode
+from cronwarden.telemetry.logging import configure, log_problem, log_report
 
 EXIT_PROBLEM_FOUND = 1
 EXIT_INVALID_INPUT = 2
@@ -218,12 +219,25 @@ def start(
             "--for", min=0, help="Stop after this many seconds (default: run until stopped)."
         ),
     ] = None,
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="text (a live line per outcome) or json.")
+    ] = "text",
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="Default: the manifest's log_level.")
+    ] = None,
 ) -> None:
     """Run the scheduler: fire every task of the manifest, recording every outcome."""
+    if log_format not in ("text", "json"):
+        raise CronwardenError(f"--log-format: {log_format!r} is not text or json",
+                              code="CRONWARDEN_INVALID_OPTION")  # fmt: skip
     result = load_manifest(manifest)
+    _configure_logs(log_level or result.manifest.log_level, log_format == "json")
     sock = listen(http)
     for problem in result.problems:
-        typer.echo(str(problem), err=True)
+        if log_format == "json":
+            log_problem(problem.level, problem.code, problem.where, problem.message)
+        else:
+            typer.echo(str(problem), err=True)
     directory = state_dir(manifest, result.manifest)
     store = open_store(directory)
     console = Console()
@@ -235,7 +249,8 @@ def start(
         host, port = sock.getsockname()[:2]
         console.print(f"http: serving /metrics and /internal/health/cron-runner on {host}:{port}")
     try:
-        asyncio.run(_run_until_stopped(manifest, result, store, console, run_for, sock))
+        asyncio.run(_run_until_stopped(manifest, result, store, console, run_for, sock,
+                                       live=log_format == "text"))  # fmt: skip
     finally:
         store.close()
 
@@ -247,6 +262,8 @@ async def _run_until_stopped(
     console: Console,
     run_for: float | None,
     sock: socket.socket | None,
+    *,
+    live: bool,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -256,9 +273,25 @@ async def _run_until_stopped(
         loop.call_later(run_for, stop.set)
     await run_scheduler(
         manifest, result, store, stop,
-        on_report=lambda r: console.print(_live_line(r), soft_wrap=True), http=sock,
+        on_report=lambda r: _show(r, console if live else None), http=sock,
     )  # fmt: skip
     console.print("cronwarden: stopped")
+
+
+def _configure_logs(level: str, json_lines: bool) -> None:
+    try:
+        configure(level, json_lines)
+    except ValueError:
+        raise CronwardenError(f"log level {level!r} is not debug, info, warning or error",
+                              code="CRONWARDEN_INVALID_OPTION") from None  # fmt: skip
+
+
+def _show(report: OperationsReport, console: Console | None) -> None:
+    """Each outcome: a live line in the terminal (text mode) or a JSON log line."""
+    if console is None:
+        log_report(report)
+    else:
+        console.print(_live_line(report), soft_wrap=True)
 
 
 def _live_line(report: OperationsReport, *, markup: bool = True) -> str:

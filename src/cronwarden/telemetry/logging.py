@@ -1,0 +1,71 @@
+"""Structured logs: one JSON object a line, with the fields an operator filters on.
+
+Every outcome is logged by ``cronwarden.scheduler`` with ``reason_code``,
+``task_id``, ``trace_id``, ``event_type`` and, for dispatches, ``lock_acquired``
+(spec 000 ``developer_log``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from cronwarden.core.report import EventType, OperationsReport
+
+FIELDS = ("event_type", "task_id", "trace_id", "reason_code", "fired_at_ms", "lock_acquired",
+          "lock_mode", "targets", "where")  # fmt: skip
+LOGGER = logging.getLogger("cronwarden.scheduler")
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "message", ...fields}`` per record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update({key: getattr(record, key) for key in FIELDS if hasattr(record, key)})
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure(level: str, json_lines: bool) -> None:
+    """Send cronwarden's logs to stderr at ``level``, as JSON lines or as text."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s"))  # fmt: skip
+    root = logging.getLogger("cronwarden")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def log_report(report: OperationsReport) -> None:
+    """One log line for one outcome, at WARNING for failures and misses, else INFO."""
+    bad = report.event_type in (EventType.FAILED, EventType.MISSED)
+    extra = {
+        "event_type": str(report.event_type),
+        "task_id": report.task_id,
+        "trace_id": report.trace_id,
+        "reason_code": str(report.reason_code),
+        "fired_at_ms": report.fired_at_ms,
+        "lock_mode": report.lock_mode,
+        "targets": list(report.targets),
+    }
+    if report.event_type is EventType.DISPATCHED:
+        extra["lock_acquired"] = True
+    LOGGER.log(logging.WARNING if bad else logging.INFO, "%s %s %s", report.event_type,
+               report.task_id, report.reason_code, extra=extra)  # fmt: skip
+
+
+def log_problem(level: str, code: str, where: str, message: str) -> None:
+    """One log line for one manifest problem."""
+    severity = logging.ERROR if level == "error" else logging.WARNING
+    LOGGER.log(severity, "%s %s: %s", code, where, message,
+               extra={"reason_code": str(code), "where": where})  # fmt: skip

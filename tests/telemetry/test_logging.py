@@ -1,0 +1,42 @@
+"""Structured logs: one JSON object a line with the fields operators filter on."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from cronwarden.core.report import EventType, OperationsReport
+from cronwarden.reasons import ReasonCode
+from cronwarden.telemetry.logging import JsonFormatter, log_report
+
+
+def test_a_dispatch_logs_spec_000s_developer_log_fields(caplog: pytest.LogCaptureFixture) -> None:
+    report = OperationsReport(EventType.DISPATCHED, "hourly_health_sweep", 1746788400000,
+                              ("gov.health_heartbeat",), "tr_00deadbeef01",
+                              ReasonCode.CRON_RUNNER_TASK_DISPATCHED)  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="cronwarden.scheduler"):
+        log_report(report)
+    (record,) = caplog.records
+    line = json.loads(JsonFormatter().format(record))
+    assert line["level"] == "INFO"
+    assert {key: line[key] for key in ("event_type", "task_id", "fired_at_ms", "targets",
+                                        "lock_acquired", "trace_id", "reason_code")} == {
+        "event_type": "CRON_TASK_DISPATCHED",
+        "task_id": "hourly_health_sweep",
+        "fired_at_ms": 1746788400000,
+        "targets": ["gov.health_heartbeat"],
+        "lock_acquired": True,
+        "trace_id": "tr_00deadbeef01",
+        "reason_code": "CRON_RUNNER_TASK_DISPATCHED",
+    }  # fmt: skip
+
+
+def test_failures_and_misses_log_as_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="cronwarden.scheduler"):
+        for event, code in ((EventType.FAILED, ReasonCode.CRON_RUNNER_BUS_PUBLISH_FAILED),
+                            (EventType.MISSED, ReasonCode.CRON_RUNNER_MISSED_FIRE)):  # fmt: skip
+            log_report(OperationsReport(event, "t", 0, (), "tr", code))
+    assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
+    assert not any(hasattr(r, "lock_acquired") for r in caplog.records)
