@@ -16,7 +16,7 @@ import uvicorn
 from watchfiles import awatch
 
 from cronwarden.adapters.memory import LocalBus, MemoryLock
-from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
+from cronwarden.adapters.sql.controls import Cached, SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.adapters.system import SystemClock
 from cronwarden.core.report import EventType, OperationsReport
@@ -91,13 +91,14 @@ async def run_scheduler(
     observe = Observers(clock, namespace, on_report)
     on_report = observe.report
     await _record(store, clock, on_report, _loaded_report(result, _ms(clock), "start", {}))
+    controls = Cached(SqlKillSwitch(store), SqlPauses(store), clock)
     dispatcher = Dispatcher(
         clock=clock,
         lock=MemoryLock(clock),
         bus=LocalBus(),
-        kill_switch=SqlKillSwitch(store),
+        kill_switch=controls,
         store=store,
-        pauses=SqlPauses(store),
+        pauses=controls,
         owner=instance_name(),
     )
     runner = CronRunner(result.manifest, dispatcher, on_report=on_report)

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from cronwarden.adapters.memory import MemoryKillSwitch, MemoryPauses
-from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
+from cronwarden.adapters.sql.controls import Cached, SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.ports import KillSwitch, Pauses
+from cronwarden.testing import FakeClock
 
 AT = datetime(2026, 3, 6, 14, 30, tzinfo=UTC)
 
@@ -68,3 +69,22 @@ def test_sql_controls_are_shared_by_every_process_on_the_database(tmp_path: Path
     assert asyncio.run(SqlKillSwitch(daemon).state()).active
     cli.close()
     daemon.close()
+
+
+def test_cached_controls_see_a_change_within_their_ttl(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = SqlStore(sqlite_url(tmp_path / "state"))
+    other = SqlStore(sqlite_url(tmp_path / "state"))  # another process: the CLI
+    cached = Cached(SqlKillSwitch(store), SqlPauses(store), clock, ttl_s=0.5)
+
+    async def scenario() -> None:
+        assert not (await cached.state()).active and not await cached.paused("a")
+        await SqlKillSwitch(other).set(True, "cli", "drill", AT)
+        await SqlPauses(other).set_paused("a", True, "cli", "", AT)
+        assert not (await cached.state()).active  # within the TTL: the last read stands
+        clock.advance(0.5)
+        assert (await cached.state()).active and await cached.paused("a")
+
+    asyncio.run(scenario())
+    store.close()
+    other.close()
