@@ -15,8 +15,12 @@ BACKENDS = ["redis", "sqlalchemy", "fastapi", "httpx", "typer", "rich", "click"]
     [
         ("cronwarden.cron, cronwarden.errors, cronwarden.reasons", [*BACKENDS, "pydantic"]),
         ("cronwarden.manifest", BACKENDS),
+        (
+            "cronwarden.core.pipeline, cronwarden.services.dispatch, cronwarden.services.scheduler",
+            [*BACKENDS, "uvicorn", "prometheus_client", "watchfiles", "cronwarden.adapters"],
+        ),
     ],
-    ids=["cron-engine", "manifest"],
+    ids=["cron-engine", "manifest", "core-and-services"],
 )
 def test_it_imports_no_backend_or_interface(modules: str, forbidden: list[str]) -> None:
     probe = f"import sys, {modules}; print(sorted(m for m in {forbidden!r} if m in sys.modules))"
