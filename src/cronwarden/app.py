@@ -53,19 +53,30 @@ def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _loaded_report(
-    result: LoadResult, now_ms: int, trigger: str, diff: dict[str, list[str]]
+def event_report(
+    event: EventType, code: ReasonCode, now_ms: int, details: dict[str, Any], task_id: str = ""
 ) -> OperationsReport:
-    manifest = result.manifest
+    """The report of something other than a fire: a load, a reload, an operator's action."""
     return OperationsReport(
-        event_type=EventType.MANIFEST_LOADED,
-        task_id="",
+        event_type=event,
+        task_id=task_id,
         fired_at_ms=now_ms,
         targets=(),
         trace_id=new_trace_id(),
-        reason_code=ReasonCode.CRON_RUNNER_MANIFEST_RELOAD_OK,
-        details={
-            "tasks": [task.task_id for task in manifest.tasks],
+        reason_code=code,
+        details=details,
+    )
+
+
+def _loaded_report(
+    result: LoadResult, now_ms: int, trigger: str, diff: dict[str, list[str]]
+) -> OperationsReport:
+    return event_report(
+        EventType.MANIFEST_LOADED,
+        ReasonCode.CRON_RUNNER_MANIFEST_RELOAD_OK,
+        now_ms,
+        {
+            "tasks": [task.task_id for task in result.manifest.tasks],
             "problems": [str(problem) for problem in result.problems],
             "trigger": trigger,
             **diff,
@@ -231,27 +242,9 @@ def _ms(clock: Clock) -> int:
 
 
 def _failed_reload_report(why: str, trigger: str, now_ms: int) -> OperationsReport:
-    return OperationsReport(
-        event_type=EventType.MANIFEST_RELOAD_FAILED,
-        task_id="",
-        fired_at_ms=now_ms,
-        targets=(),
-        trace_id=new_trace_id(),
-        reason_code=ReasonCode.CRON_RUNNER_MANIFEST_UNREADABLE,
-        details={"error": why, "trigger": trigger, "kept": "the last good manifest"},
-    )
-
-
-def control_report(
-    event: EventType, reason: ReasonCode, task_id: str, actor: str, why: str, now_ms: int
-) -> OperationsReport:
-    """The report of an operator's action (kill switch, pause, resume)."""
-    return OperationsReport(
-        event_type=event,
-        task_id=task_id,
-        fired_at_ms=now_ms,
-        targets=(),
-        trace_id=new_trace_id(),
-        reason_code=reason,
-        details={"actor": actor, "reason": why},
+    return event_report(
+        EventType.MANIFEST_RELOAD_FAILED,
+        ReasonCode.CRON_RUNNER_MANIFEST_UNREADABLE,
+        now_ms,
+        {"error": why, "trigger": trigger, "kept": "the last good manifest"},
     )

@@ -12,7 +12,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from subprocess import CompletedProcess
 
@@ -24,6 +25,31 @@ tasks:
   - {task_id: trading_tick, cron_expression: "* * * * * *", targets: [strat.b]}
   - {task_id: bad, cron_expression: "99 * * * *", targets: [x]}
 """
+
+
+@contextmanager
+def _daemon(manifest: Path, *extra: str) -> Iterator[subprocess.Popen[str]]:
+    """A real `cronwarden start` in the background, stopped with SIGTERM at the end."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+
+def _free_address() -> str:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    address = f"127.0.0.1:{probe.getsockname()[1]}"
+    probe.close()
+    return address
 
 
 def _write(tmp_path: Path) -> Path:
@@ -82,11 +108,7 @@ def test_state_dir_follows_the_environment(tmp_path: Path) -> None:
 
 def test_kill_switch_and_pause_reach_a_running_scheduler(tmp_path: Path, cli: Run) -> None:
     manifest = _write(tmp_path)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    with _daemon(manifest):
         time.sleep(1.5)
         on = cli("killswitch", "on", "--reason", "drill", "--actor", "alice",
                  "--manifest", str(manifest))  # fmt: skip
@@ -94,9 +116,6 @@ def test_kill_switch_and_pause_reach_a_running_scheduler(tmp_path: Path, cli: Ru
         paused = cli("pause", "every_second", "--manifest", str(manifest))
         assert paused.returncode == 0
         time.sleep(2.5)  # the scheduler sees each change from its next fire on
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
     reports = json.loads(cli("history", "--manifest", str(manifest), "--json", "--limit",
                              "500").stdout)  # fmt: skip
     trading = [r["reason_code"] for r in reports if r["task_id"] == "trading_tick"]
@@ -135,11 +154,7 @@ def test_a_running_scheduler_reloads_its_manifest_and_keeps_the_last_good_one(
     tmp_path: Path, cli: Run
 ) -> None:
     manifest = _write(tmp_path)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    with _daemon(manifest) as process:
         time.sleep(1.5)
         manifest.write_text(MANIFEST + "  - {task_id: added, cron: '* * * * * *', targets: [z]}\n")
         time.sleep(2.5)
@@ -147,9 +162,6 @@ def test_a_running_scheduler_reloads_its_manifest_and_keeps_the_last_good_one(
         time.sleep(2.0)
         process.send_signal(signal.SIGHUP)
         time.sleep(1.5)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
     reports = json.loads(cli("history", "--json", "--limit", "999",
                              "--manifest", str(manifest)).stdout)  # fmt: skip
     loads = [r for r in reports if r["event_type"] == "CRON_MANIFEST_LOADED"]
@@ -170,12 +182,7 @@ def test_the_daemon_serves_metrics_and_its_health(tmp_path: Path) -> None:
         "metrics: {namespace: polytraders_gov}\n"
         "tasks: [{task_id: a, cron: '* * * * * *', targets: [x], task_class: health}]\n"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest),
-         "--http", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    with _daemon(manifest, "--http", "127.0.0.1:0") as process:
         assert process.stdout is not None
         line = ""
         while "http: serving" not in line:
@@ -188,9 +195,6 @@ def test_the_daemon_serves_metrics_and_its_health(tmp_path: Path) -> None:
             health = json.loads(reply.read())
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as reply:
             metrics = reply.read().decode()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
     assert health["status"] == "green" and health["task_count"] == 1
     assert health["successful"] >= 1 and health["next_fire_ms"] is not None
     assert (
@@ -216,21 +220,10 @@ def test_status_says_whether_the_scheduler_is_up(tmp_path: Path, cli: Run) -> No
     manifest = _write(tmp_path)
     down = json.loads(cli("status", "--manifest", str(manifest), "--json").stdout)
     assert down["daemon"] is None and down["last_24h"] == {}
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest),
-         "--http", f"127.0.0.1:{port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    address = _free_address()
+    with _daemon(manifest, "--http", address):
         time.sleep(2.5)
-        up = cli("status", "--manifest", str(manifest), "--http", f"127.0.0.1:{port}")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
+        up = cli("status", "--manifest", str(manifest), "--http", address)
     assert up.returncode == 0
     assert "scheduler:   red" in up.stdout  # the manifest has a rejected entry
     assert "CRON_TASK_DISPATCHED" in up.stdout
@@ -245,25 +238,14 @@ def test_force_dispatch_goes_through_the_running_scheduler(tmp_path: Path, cli: 
         "     disable_during_quiet_hours: true}\n"
         "  - {task_id: trade, cron: '0 3 * * *', targets: [strat.s]}\n"
     )
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    address = f"127.0.0.1:{probe.getsockname()[1]}"
-    probe.close()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cronwarden", "start", "--manifest", str(manifest),
-         "--http", address],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    address = _free_address()
+    with _daemon(manifest, "--http", address):
         time.sleep(2.0)
         done = cli("force-dispatch", "--task-id", "nightly", "--reason", "missed run",
                    "--actor", "alice", "--http", address)  # fmt: skip
         unknown = cli("force-dispatch", "--task-id", "nope", "--http", address)
         cli("killswitch", "on", "--reason", "drill", "--manifest", str(manifest))
         blocked = cli("force-dispatch", "--task-id", "trade", "--http", address)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
     assert done.returncode == 0, done.stderr
     assert "CRON_TASK_DISPATCHED nightly gov.r" in done.stdout  # quiet hours do not apply
     assert unknown.returncode == 2

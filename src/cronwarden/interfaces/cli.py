@@ -34,7 +34,7 @@ from rich.table import Table
 from cronwarden._version import __version__
 from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore
-from cronwarden.app import control_report, listen, open_store, run_scheduler, state_dir
+from cronwarden.app import event_report, listen, open_store, run_scheduler, state_dir
 from cronwarden.core.pipeline import explain, lock_key
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import CronSchedule, describe, parse
@@ -594,7 +594,8 @@ def _set_kill_switch(manifest: Path, active: bool, actor: str, why: str) -> None
             if active
             else (EventType.KILL_SWITCH_CHANGED, ReasonCode.KILL_SWITCH_RELEASED)
         )
-        await _record(store, control_report(event, code, "", actor, why, _ms(now)))
+        details = {"actor": actor, "reason": why}
+        await _record(store, event_report(event, code, _ms(now), details))
         return _kill_switch_line(state)
 
     _control(manifest, action)
@@ -662,7 +663,8 @@ def _set_paused(manifest: Path, task_id: str, paused: bool, actor: str, why: str
             if paused
             else (EventType.TASK_RESUMED, ReasonCode.CRON_RUNNER_TASK_RESUMED)
         )
-        await _record(store, control_report(event, code, task_id, actor, why, _ms(now)))
+        report = event_report(event, code, _ms(now), {"actor": actor, "reason": why}, task_id)
+        await _record(store, report)
         return f"{task_id}: {'paused' if paused else 'resumed'} by {actor}"
 
     _control(manifest, action)
