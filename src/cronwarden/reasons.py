@@ -109,6 +109,7 @@ class ReasonCode(StrEnum):
     CRON_RUNNER_TASK_RESUMED = "CRON_RUNNER_TASK_RESUMED"
     KILL_SWITCH_RELEASED = "KILL_SWITCH_RELEASED"
     CRON_RUNNER_UNKNOWN_TASK = "CRON_RUNNER_UNKNOWN_TASK"
+    CRON_RUNNER_BACKEND_FAILED = "CRON_RUNNER_BACKEND_FAILED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,6 +546,19 @@ _TABLE: tuple[Reason, ...] = (
         user_message="",
         spec=_OURS,
         section="ARCHITECTURE §3 CLI",
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_BACKEND_FAILED,
+        severity=Severity.WARN,
+        meaning=(
+            "A backend (the store, the lock) failed in the middle of a fire, so its outcome "
+            "could not be recorded; the scheduler keeps running."
+        ),
+        action="Alert; check the state database or backend named in the error.",
+        user_message="",
+        spec=_OURS,
+        section="ARCHITECTURE §3 Exactly once",
+        alert=AlertLevel.WARN,
     ),
     Reason(
         code=ReasonCode.CRON_RUNNER_PARAMETER_WARNING,

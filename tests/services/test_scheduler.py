@@ -9,8 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cronwarden.adapters.memory import MemoryStore
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import parse
+from cronwarden.errors import BackendUnavailable
 from cronwarden.manifest import validate_document
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.scheduler import CronRunner
@@ -177,3 +179,22 @@ def test_a_reload_keeps_unchanged_tasks_in_step_and_rearms_the_rest() -> None:
     assert kept == sorted(set(kept)) and len(kept) == 4  # no instant skipped or repeated
     assert {r.task_id for r in later} == {"kept", "changed", "added"}
     assert all(r.fired_at_ms % 2000 == 0 for r in later if r.task_id == "changed")
+
+
+def test_a_store_that_fails_mid_fire_is_reported_and_the_loop_goes_on() -> None:
+    clock = FakeClock()
+
+    class BrokenStore(MemoryStore):
+        async def commit_dispatch(self, row: Any, now_ms: int) -> bool:
+            raise BackendUnavailable("store: disk full")
+
+    manifest = validate_document({"tasks": [_every_second()]}).manifest
+    runner = CronRunner(manifest, memory_dispatcher(clock, store=BrokenStore()))
+    runner.start_at(int(clock.now().timestamp() * 1000))
+    reports = _ticks(runner, clock, [("advance", 1), ("advance", 1)])
+    assert [(r.event_type, r.details["recorded"]) for r in reports] == [
+        (EventType.FAILED, False),
+        (EventType.FAILED, False),
+    ]
+    assert "BACKEND_UNAVAILABLE: store: disk full" in reports[0].details["error"]
+    assert reports[0].reason_code is ReasonCode.CRON_RUNNER_BACKEND_FAILED

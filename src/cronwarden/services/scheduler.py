@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import CronSchedule, parse
-from cronwarden.manifest.model import CatchUp, Manifest, TaskSpec
+from cronwarden.errors import CronwardenError
+from cronwarden.manifest.model import CatchUp, Manifest, QuietHours, TaskSpec
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.dispatch import Dispatcher
 
@@ -140,7 +141,8 @@ class CronRunner:
                 task_id, self._due_instants(task_id, scheduled_ms, now_ms), now_ms
             )
             reports.extend(await self._record_misses(task_id, missed, now_ms))
-            work.extend(asyncio.ensure_future(self._dispatch(task_id, at)) for at in to_fire)
+            task, windows = self._tasks[task_id], self._manifest.quiet_hours  # as of now
+            work.extend(asyncio.ensure_future(self._dispatch(task, at, windows)) for at in to_fire)
         reports.extend(await asyncio.gather(*work))
         return reports
 
@@ -197,10 +199,24 @@ class CronRunner:
             details=details,
         )
 
-    async def _dispatch(self, task_id: str, scheduled_ms: int) -> OperationsReport:
-        async with self._slots:
-            report = await self._dispatcher.fire(
-                self._tasks[task_id], scheduled_ms, self._trace_id(), self._manifest.quiet_hours
+    async def _dispatch(
+        self, task: TaskSpec, scheduled_ms: int, windows: tuple[QuietHours, ...]
+    ) -> OperationsReport:
+        trace_id = self._trace_id()
+        try:
+            async with self._slots:
+                report = await self._dispatcher.fire(task, scheduled_ms, trace_id, windows)
+        except CronwardenError as err:  # a backend failed mid-fire: say so, keep running
+            report = OperationsReport(
+                event_type=EventType.FAILED,
+                task_id=task.task_id,
+                fired_at_ms=scheduled_ms,
+                targets=task.targets,
+                trace_id=trace_id,
+                reason_code=ReasonCode.CRON_RUNNER_BACKEND_FAILED,
+                lock_mode=self._dispatcher.lock_mode,
+                suppressed_count=len(task.targets),
+                details={"error": f"{err.code}: {err}", "recorded": False},
             )
         self._on_report(report)
         return report
