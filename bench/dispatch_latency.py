@@ -21,7 +21,6 @@ import statistics
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.manifest import validate_document
 from cronwarden.services.dispatch import Dispatcher
 from cronwarden.services.scheduler import CronRunner
+from cronwarden.testing import FakeClock, memory_dispatcher
 
 LEAD_S = 2  # the shared instant is this many whole seconds ahead
 
@@ -122,22 +122,12 @@ def _load(n: int) -> dict[str, float]:
     tracemalloc.start()
     started = time.perf_counter()
     manifest = validate_document({"tasks": tasks}).manifest
-    runner = CronRunner(manifest, _NullDispatcher.make())
+    runner = CronRunner(manifest, memory_dispatcher(FakeClock()))  # no fire happens here
     runner.start_at(int(time.time() * 1000))
     seconds = time.perf_counter() - started
     current, _peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {"seconds": seconds, "bytes_per_task": current / n, "tasks": len(manifest.tasks)}
-
-
-class _NullDispatcher:
-    """Only what CronRunner reads at construction: no fire happens while loading."""
-
-    @staticmethod
-    def make() -> Any:
-        clock = SystemClock()
-        return Dispatcher(clock=clock, lock=MemoryLock(clock), bus=LocalBus(),
-                          kill_switch=None, store=None, pauses=None, owner="load")  # type: ignore[arg-type]  # fmt: skip
 
 
 def _row(name: str, n: int, result: dict[str, Any]) -> str:
@@ -163,8 +153,6 @@ def main() -> None:
     print(f"cronwarden   {load['seconds']:.2f} s, {load['bytes_per_task']:.0f} bytes per task "
           f"({load['tasks']:,} tasks)")  # fmt: skip
 
-
-Reporter = Callable[[OperationsReport], None]
 
 if __name__ == "__main__":
     main()

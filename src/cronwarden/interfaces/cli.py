@@ -510,9 +510,7 @@ def run_task(
             code="CRONWARDEN_NOT_AVAILABLE",
         )
     result = load_manifest(manifest)
-    if task_id not in {task.task_id for task in result.manifest.tasks}:
-        raise UnknownTask(f"{task_id!r} is not a task of {manifest}")
-    task = result.manifest.task(task_id)
+    task = _task_of(result.manifest, task_id, manifest)
     now = datetime.now(UTC).replace(microsecond=0)
     for line in asyncio.run(
         _dry_run(result.manifest, task, now, state_dir(manifest, result.manifest))
@@ -555,15 +553,23 @@ def _user() -> str:
 
 
 def _control(
-    manifest: Path, action: Callable[[SqlStore, datetime], Coroutine[Any, Any, str]]
+    manifest: Path,
+    action: Callable[[SqlStore, datetime], Coroutine[Any, Any, str]],
+    loaded: Manifest | None = None,
 ) -> None:
     """Open the manifest's store, apply one operator action, print what it says."""
-    loaded = _manifest_if_readable(manifest)
-    store = open_store(state_dir(manifest, loaded))
+    store = open_store(state_dir(manifest, loaded or _manifest_if_readable(manifest)))
     try:
         typer.echo(asyncio.run(action(store, datetime.now(UTC))))
     finally:
         store.close()
+
+
+def _task_of(manifest: Manifest, task_id: str, path: Path) -> TaskSpec:
+    try:
+        return manifest.task(task_id)
+    except KeyError:
+        raise UnknownTask(f"{task_id!r} is not a task of {path}") from None
 
 
 async def _record(store: SqlStore, report: OperationsReport) -> None:
@@ -651,10 +657,9 @@ def resume(
 
 
 def _set_paused(manifest: Path, task_id: str, paused: bool, actor: str, why: str) -> None:
-    if manifest.exists() and task_id not in {
-        t.task_id for t in load_manifest(manifest).manifest.tasks
-    }:
-        raise UnknownTask(f"{task_id!r} is not a task of {manifest}")
+    loaded = _manifest_if_readable(manifest)
+    if loaded is not None:
+        _task_of(loaded, task_id, manifest)
 
     async def action(store: SqlStore, now: datetime) -> str:
         await SqlPauses(store).set_paused(task_id, paused, actor, why, now)
@@ -667,7 +672,7 @@ def _set_paused(manifest: Path, task_id: str, paused: bool, actor: str, why: str
         await _record(store, report)
         return f"{task_id}: {'paused' if paused else 'resumed'} by {actor}"
 
-    _control(manifest, action)
+    _control(manifest, action, loaded)
 
 
 def _manifest_if_readable(path: Path) -> Manifest | None:
