@@ -6,9 +6,10 @@ instances; adapters (``cronwarden.adapters``) do not repeat it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 
@@ -37,6 +38,13 @@ class Lock(Protocol):
 
     async def claim(self, key: str, owner: str, ttl_ms: int) -> bool:
         """Take ``key`` for ``owner``; ``False`` when another owner holds it.
+
+        :raises BackendUnavailable: when the backend cannot be reached.
+        """
+        ...
+
+    async def claim_many(self, keys: Sequence[str], owner: str, ttl_ms: int) -> list[bool]:
+        """:meth:`claim` for each key, in order, in as few round trips as the backend allows.
 
         :raises BackendUnavailable: when the backend cannot be reached.
         """
@@ -84,6 +92,14 @@ class KillSwitch(Protocol):
         ...
 
 
+class Outcome(StrEnum):
+    """How a committed fire ended; a row without one is still open (in flight or orphaned)."""
+
+    PUBLISHED = "published"  # every trigger was accepted by the bus
+    FAILED = "failed"  # the bus refused it after the retries; not re-published
+    MISSED = "missed"  # it could not be published inside its grace window
+
+
 @dataclass(frozen=True, slots=True)
 class DispatchRow:
     """The one shared record of a fire, written before its triggers are published."""
@@ -93,26 +109,44 @@ class DispatchRow:
     trace_id: str
     owner: str
     targets: tuple[str, ...]
-    published: bool
+    outcome: Outcome | None = None
+    committed_at_ms: int = 0
 
 
 class Store(Protocol):
-    """Durable state: dispatch rows (the commit point of a fire) and the report log."""
+    """Durable state: dispatch rows (the commit point of a fire) and the report log.
 
-    async def commit_dispatch(self, row: DispatchRow, now_ms: int) -> bool:
-        """Record ``row`` unless a row for ``(task_id, scheduled_at_ms)`` exists.
+    A tick's fires go through it in two transactions, whatever their number: one
+    commits their rows, one settles them with their reports.
+    """
 
-        Exactly one caller ever gets ``True`` for a ``(task_id, scheduled_at_ms)``,
-        across every instance sharing the store; the others get ``False``.
+    async def commit_dispatches(self, rows: Sequence[DispatchRow], now_ms: int) -> list[bool]:
+        """Record each row unless a row for its ``(task_id, scheduled_at_ms)`` exists.
+
+        One transaction; the answer is per row, in order. Exactly one caller ever gets
+        ``True`` for a ``(task_id, scheduled_at_ms)``, across every instance sharing
+        the store; the others get ``False``.
         """
         ...
 
-    async def mark_published(self, task_id: str, scheduled_at_ms: int, now_ms: int) -> None:
-        """Note that every trigger of the fire was accepted by the bus."""
+    async def settle(
+        self,
+        outcomes: Sequence[tuple[str, int, Outcome]],
+        reports: Sequence[Mapping[str, Any]],
+        now_ms: int,
+    ) -> None:
+        """In one transaction: close rows ``(task_id, scheduled_at_ms, outcome)`` and append
+        ``reports`` (OperationsReports, their wire shape) to the log."""
         ...
 
-    async def unpublished(self, committed_before_ms: int) -> list[DispatchRow]:
-        """Rows committed before ``committed_before_ms`` and not yet published (the outbox)."""
+    async def open_rows(self, committed_before_ms: int) -> list[DispatchRow]:
+        """Rows committed before ``committed_before_ms`` that have no outcome: fires whose
+        instance stopped between commit and settle (the outbox), oldest instant first."""
+        ...
+
+    async def adopt(self, row: DispatchRow, owner: str, now_ms: int) -> bool:
+        """Take over an open row as ``owner``; ``True`` for exactly one caller, and only
+        while the row is still open and still held by ``row.owner``."""
         ...
 
     async def add_report(self, report: Mapping[str, Any], recorded_at_ms: int) -> None:
@@ -126,7 +160,7 @@ class Store(Protocol):
         ...
 
     async def prune(self, recorded_before_ms: int) -> int:
-        """Delete reports and dispatch rows older than the retention; return how many."""
+        """Delete reports and settled dispatch rows older than the retention; return how many."""
         ...
 
 
@@ -135,6 +169,10 @@ class Pauses(Protocol):
 
     async def paused(self, task_id: str) -> bool:
         """Whether ``task_id`` is paused now, as every instance sees it."""
+        ...
+
+    async def paused_tasks(self) -> frozenset[str]:
+        """Every paused task id, as every instance sees it (one read for a whole tick)."""
         ...
 
     async def set_paused(

@@ -55,9 +55,12 @@ def test_pauses_are_per_task(controls: tuple[KillSwitch, Pauses]) -> None:
     async def scenario() -> None:
         assert not await pauses.paused("a")
         await pauses.set_paused("a", True, "alice", "investigating", AT)
+        await pauses.set_paused("b%_", True, "alice", "", AT)  # LIKE wildcards are literal
         assert await pauses.paused("a") and not await pauses.paused("b")
+        assert await pauses.paused_tasks() == {"a", "b%_"}
         await pauses.set_paused("a", False, "alice", "", AT)
         assert not await pauses.paused("a")
+        assert await pauses.paused_tasks() == {"b%_"}
 
     asyncio.run(scenario())
 

@@ -10,7 +10,7 @@ import pytest
 
 from cronwarden.adapters.memory import MemoryStore
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
-from cronwarden.ports import DispatchRow, Store
+from cronwarden.ports import DispatchRow, Outcome, Store
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -24,37 +24,63 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def _row(task_id: str = "t", at: int = 1_000, owner: str = "a") -> DispatchRow:
-    return DispatchRow(task_id, at, f"tr_{task_id}_{at}", owner, ("x", "y"), False)
+    return DispatchRow(task_id, at, f"tr_{task_id}_{at}", owner, ("x", "y"))
 
 
 def test_only_one_commit_per_task_and_instant(store: Store) -> None:
     async def scenario() -> None:
-        assert await store.commit_dispatch(_row(owner="a"), 10)
-        assert not await store.commit_dispatch(_row(owner="b"), 11)
-        assert await store.commit_dispatch(_row(at=2_000), 12)
-        assert await store.commit_dispatch(_row(task_id="u"), 13)
+        assert await store.commit_dispatches([_row(owner="a")], 10) == [True]
+        rows = [_row(owner="b"), _row(at=2_000), _row(task_id="u"), _row(at=2_000, owner="c")]
+        assert await store.commit_dispatches(rows, 11) == [False, True, True, False]
+        assert await store.commit_dispatches([], 12) == []
 
     asyncio.run(scenario())
 
 
 def test_concurrent_commits_of_one_fire_let_exactly_one_through(store: Store) -> None:
-    async def scenario() -> list[bool]:
-        return await asyncio.gather(*(store.commit_dispatch(_row(owner=f"o{n}"), n)
+    async def scenario() -> list[list[bool]]:
+        return await asyncio.gather(*(store.commit_dispatches([_row(owner=f"o{n}")], n)
                                       for n in range(20)))  # fmt: skip
 
-    assert sorted(asyncio.run(scenario())) == [False] * 19 + [True]
+    assert sorted(asyncio.run(scenario())) == [[False]] * 19 + [[True]]
 
 
-def test_unpublished_rows_form_the_outbox(store: Store) -> None:
+def test_a_thousand_rows_commit_in_one_call(store: Store) -> None:
+    rows = [_row(task_id=f"t{n}") for n in range(1_000)]
+    first = asyncio.run(store.commit_dispatches(rows[::2], 10))
+    again = asyncio.run(store.commit_dispatches(rows, 20))
+    assert first == [True] * 500
+    assert again == [n % 2 == 1 for n in range(1_000)]
+
+
+def test_open_rows_form_the_outbox_until_settled(store: Store) -> None:
     async def scenario() -> None:
-        await store.commit_dispatch(_row(at=1_000), 10)
-        await store.commit_dispatch(_row(at=2_000), 20)
-        await store.mark_published("t", 1_000, 30)
-        waiting = await store.unpublished(committed_before_ms=100)
-        assert [(r.task_id, r.scheduled_at_ms, r.targets) for r in waiting] == [
-            ("t", 2_000, ("x", "y"))
-        ]
-        assert await store.unpublished(committed_before_ms=20) == []
+        await store.commit_dispatches([_row(at=1_000)], 10)
+        await store.commit_dispatches([_row(at=2_000), _row(at=3_000)], 20)
+        report = {"report_id": "r", "event_type": "CRON_TASK_DISPATCHED", "task_id": "t"}
+        await store.settle([("t", 1_000, Outcome.PUBLISHED), ("t", 3_000, Outcome.FAILED)],
+                           [report], 30)  # fmt: skip
+        waiting = await store.open_rows(committed_before_ms=100)
+        assert [(r.task_id, r.scheduled_at_ms, r.targets, r.owner, r.committed_at_ms)
+                for r in waiting] == [("t", 2_000, ("x", "y"), "a", 20)]  # fmt: skip
+        assert await store.open_rows(committed_before_ms=20) == []
+        assert [r["report_id"] for r in await store.reports()] == ["r"]
+
+    asyncio.run(scenario())
+
+
+def test_exactly_one_instance_adopts_an_open_row(store: Store) -> None:
+    async def scenario() -> None:
+        await store.commit_dispatches([_row(owner="dead")], 10)
+        (row,) = await store.open_rows(100)
+        wins = await asyncio.gather(*(store.adopt(row, f"i{n}", 200) for n in range(5)))
+        assert sorted(wins) == [False] * 4 + [True]
+        (adopted,) = await store.open_rows(1_000)
+        assert adopted.owner == f"i{wins.index(True)}" and adopted.committed_at_ms == 200
+        assert not await store.adopt(row, "late", 300)  # held by the adopter now
+        await store.settle([("t", 1_000, Outcome.PUBLISHED)], [], 300)
+        assert not await store.adopt(adopted, "later", 400)  # settled rows stay settled
+        assert await store.open_rows(10_000) == []
 
     asyncio.run(scenario())
 
@@ -77,12 +103,11 @@ def test_prune_drops_old_reports_and_published_rows_only(store: Store) -> None:
     async def scenario() -> None:
         await store.add_report({"report_id": "old", "event_type": "E"}, 10)
         await store.add_report({"report_id": "new", "event_type": "E"}, 1_000)
-        await store.commit_dispatch(_row(at=1), 10)
-        await store.mark_published("t", 1, 11)
-        await store.commit_dispatch(_row(at=2), 10)  # never published: kept for the outbox
+        await store.commit_dispatches([_row(at=1), _row(at=2)], 10)
+        await store.settle([("t", 1, Outcome.PUBLISHED)], [], 11)  # at=2 stays open: outbox
         assert await store.prune(recorded_before_ms=500) == 2
         assert [r["report_id"] for r in await store.reports()] == ["new"]
-        assert [r.scheduled_at_ms for r in await store.unpublished(10_000)] == [2]
+        assert [r.scheduled_at_ms for r in await store.open_rows(10_000)] == [2]
 
     asyncio.run(scenario())
 
@@ -90,8 +115,8 @@ def test_prune_drops_old_reports_and_published_rows_only(store: Store) -> None:
 def test_sqlite_state_survives_a_restart(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "state")
     first = SqlStore(url)
-    asyncio.run(first.commit_dispatch(_row(), 10))
+    asyncio.run(first.commit_dispatches([_row()], 10))
     first.close()
     again = SqlStore(url)
-    assert not asyncio.run(again.commit_dispatch(_row(owner="b"), 20))
+    assert asyncio.run(again.commit_dispatches([_row(owner="b")], 20)) == [False]
     again.close()

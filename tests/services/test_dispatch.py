@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
 from cronwarden.testing import FakeClock, memory_dispatcher
 
 NINE_UTC_MS = 1_746_781_200_000  # 2025-05-09T09:00:00Z, a Friday
+NINE = datetime.fromtimestamp(NINE_UTC_MS / 1000, UTC)  # the fires happen on time
 
 
 def _task(**fields: Any) -> TaskSpec:
@@ -42,7 +44,7 @@ def _fire(
 
 
 def test_it_dispatches_to_every_target_and_reports_in_the_contract_shape() -> None:
-    dispatcher = _dispatcher(FakeClock())
+    dispatcher = _dispatcher(FakeClock(NINE))
     report = _fire(dispatcher, _task(enabled_strategies=["gov.pnl_reporter", "gov.audit"]))
     assert report.to_dict() == {
         "report_id": f"ops_cronrunner_{NINE_UTC_MS}_daily_pnl_reconcile_dispatched",
@@ -71,7 +73,7 @@ def test_it_dispatches_to_every_target_and_reports_in_the_contract_shape() -> No
 
 
 def test_a_second_runner_sharing_the_lock_reports_a_duplicate_fire() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NINE)
     lock = MemoryLock(clock)
     first = _fire(_dispatcher(clock, lock=lock, owner="a"), _task())
     second = _fire(_dispatcher(clock, lock=lock, owner="b"), _task())
@@ -89,7 +91,7 @@ def test_a_second_runner_sharing_the_lock_reports_a_duplicate_fire() -> None:
     ids=["trading-suppressed", "governance-fires", "health-fires"],
 )  # fmt: skip
 def test_the_kill_switch_suppresses_trading_tasks_only(task_class: str, event: EventType) -> None:
-    clock = FakeClock()
+    clock = FakeClock(NINE)
     dispatcher = _dispatcher(clock)
     asyncio.run(dispatcher.kill_switch.set(True, "ops", "drill", clock.now()))
     report = _fire(dispatcher, _task(task_class=task_class))
@@ -101,14 +103,14 @@ def test_the_kill_switch_suppresses_trading_tasks_only(task_class: str, event: E
 
 def test_quiet_hours_suppress_only_tasks_that_opted_in() -> None:
     window = QuietHours.model_validate({"start": "08:30", "end": "09:30", "timezone": "UTC"})
-    opted_in = _fire(_dispatcher(FakeClock()), _task(disable_during_quiet_hours=True), [window])
+    opted_in = _fire(_dispatcher(FakeClock(NINE)), _task(disable_during_quiet_hours=True), [window])
     assert opted_in.reason_code is ReasonCode.CRON_RUNNER_QUIET_HOURS_SKIP
-    regular = _fire(_dispatcher(FakeClock()), _task(), [window])
+    regular = _fire(_dispatcher(FakeClock(NINE)), _task(), [window])
     assert regular.event_type is EventType.DISPATCHED
 
 
 def test_a_task_without_targets_is_suppressed_with_no_targets() -> None:
-    report = _fire(_dispatcher(FakeClock()), _task(enabled_strategies=[]))
+    report = _fire(_dispatcher(FakeClock(NINE)), _task(enabled_strategies=[]))
     assert (report.event_type, report.reason_code) == (
         EventType.SUPPRESSED,
         ReasonCode.CRON_RUNNER_NO_TARGETS,
@@ -116,7 +118,7 @@ def test_a_task_without_targets_is_suppressed_with_no_targets() -> None:
 
 
 def test_a_bus_that_stays_down_fails_the_fire_after_bounded_retries() -> None:
-    dispatcher = _dispatcher(FakeClock())
+    dispatcher = _dispatcher(FakeClock(NINE))
     assert isinstance(dispatcher.bus, LocalBus)
     dispatcher.bus.down = True
     report = _fire(dispatcher, _task())
@@ -128,7 +130,7 @@ def test_a_bus_that_stays_down_fails_the_fire_after_bounded_retries() -> None:
 
 
 def test_a_bus_that_recovers_within_the_retries_dispatches() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NINE)
 
     class FlakyBus(LocalBus):
         failures = 2  # refuses twice, then accepts
@@ -147,7 +149,7 @@ def test_a_bus_that_recovers_within_the_retries_dispatches() -> None:
 
 def test_the_shared_dispatch_row_stops_a_duplicate_when_claims_do_not_span_instances() -> None:
     # two runners whose locks are separate (Redis down: in-process claims) share one store
-    clock = FakeClock()
+    clock = FakeClock(NINE)
     store = MemoryStore()
     reports = []
     for owner in ("a", "b"):
@@ -164,19 +166,21 @@ def test_the_shared_dispatch_row_stops_a_duplicate_when_claims_do_not_span_insta
     ]
 
 
-def test_a_failed_publish_leaves_the_row_in_the_outbox() -> None:
-    dispatcher = _dispatcher(FakeClock())
+def test_a_failed_publish_settles_the_row_as_failed_and_it_is_never_republished() -> None:
+    clock = FakeClock(NINE)
+    dispatcher = _dispatcher(clock)
     assert isinstance(dispatcher.bus, LocalBus)
     dispatcher.bus.down = True
-    _fire(dispatcher, _task())
-    waiting = asyncio.run(dispatcher.store.unpublished(committed_before_ms=2**62))
-    assert [(row.task_id, row.scheduled_at_ms) for row in waiting] == [
-        ("daily_pnl_reconcile", NINE_UTC_MS)
-    ]
+    report = _fire(dispatcher, _task())
+    assert report.reason_code is ReasonCode.CRON_RUNNER_BUS_PUBLISH_FAILED
+    dispatcher.bus.down = False
+    clock.advance(20)
+    assert asyncio.run(dispatcher.recover({}, orphaned_after_ms=0)) == []
+    assert TRIGGER_TOPIC not in dispatcher.bus.messages
 
 
 def test_a_paused_task_is_suppressed_and_recorded() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NINE)
     dispatcher = _dispatcher(clock)
     asyncio.run(dispatcher.pauses.set_paused("daily_pnl_reconcile", True, "ops", "", clock.now()))
     report = _fire(dispatcher, _task())

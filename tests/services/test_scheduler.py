@@ -71,6 +71,7 @@ def test_catch_up_once_fires_the_latest_missed_instant() -> None:
         (EventType.MISSED, 2),
         (EventType.DISPATCHED, 3),
     ]
+    assert reports[-1].details == {"catch_up": True}
 
 
 def test_a_backward_jump_never_fires_an_instant_twice() -> None:
@@ -185,7 +186,10 @@ def test_a_store_that_fails_mid_fire_is_reported_and_the_loop_goes_on() -> None:
     clock = FakeClock()
 
     class BrokenStore(MemoryStore):
-        async def commit_dispatch(self, row: Any, now_ms: int) -> bool:
+        async def commit_dispatches(self, rows: Any, now_ms: int) -> list[bool]:
+            raise BackendUnavailable("store: disk full")
+
+        async def settle(self, outcomes: Any, reports: Any, now_ms: int) -> None:
             raise BackendUnavailable("store: disk full")
 
     manifest = validate_document({"tasks": [_every_second()]}).manifest

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from cronwarden.errors import BackendUnavailable
-from cronwarden.ports import Clock, DispatchRow, KillSwitchState
+from cronwarden.ports import Clock, DispatchRow, KillSwitchState, Outcome
 
 
 class MemoryLock:
@@ -31,6 +31,9 @@ class MemoryLock:
             return False
         self._claims[key] = (owner, self._clock.monotonic() + ttl_ms / 1000)
         return True
+
+    async def claim_many(self, keys: Sequence[str], owner: str, ttl_ms: int) -> list[bool]:
+        return [await self.claim(key, owner, ttl_ms) for key in keys]
 
     async def renew(self, key: str, owner: str, ttl_ms: int) -> bool:
         if self._holder(key) != owner:
@@ -75,32 +78,49 @@ class MemoryKillSwitch:
 
 
 class MemoryStore:
-    """Dispatch rows and reports in lists: the store of tests and of ``--state memory``."""
+    """Dispatch rows and reports in a dict and a list: the store of tests."""
 
     def __init__(self) -> None:
-        self._rows: dict[tuple[str, int], tuple[DispatchRow, int]] = {}
+        self._rows: dict[tuple[str, int], DispatchRow] = {}
         self._reports: list[tuple[int, dict[str, Any]]] = []
 
-    async def commit_dispatch(self, row: DispatchRow, now_ms: int) -> bool:
-        key = (row.task_id, row.scheduled_at_ms)
-        if key in self._rows:
-            return False
-        self._rows[key] = (row, now_ms)
-        return True
+    async def commit_dispatches(self, rows: Sequence[DispatchRow], now_ms: int) -> list[bool]:
+        committed = []
+        for row in rows:
+            key = (row.task_id, row.scheduled_at_ms)
+            committed.append(key not in self._rows)
+            if committed[-1]:
+                self._rows[key] = replace(row, outcome=None, committed_at_ms=now_ms)
+        return committed
 
-    async def mark_published(self, task_id: str, scheduled_at_ms: int, now_ms: int) -> None:
-        key = (task_id, scheduled_at_ms)
-        if key in self._rows:
-            row, committed = self._rows[key]
-            self._rows[key] = (replace(row, published=True), committed)
+    async def settle(
+        self,
+        outcomes: Sequence[tuple[str, int, Outcome]],
+        reports: Sequence[Mapping[str, Any]],
+        now_ms: int,
+    ) -> None:
+        for task_id, scheduled_at_ms, outcome in outcomes:
+            row = self._rows.get((task_id, scheduled_at_ms))
+            if row is not None:
+                self._rows[task_id, scheduled_at_ms] = replace(row, outcome=outcome)
+        self._reports.extend((now_ms, dict(report)) for report in reports)
 
-    async def unpublished(self, committed_before_ms: int) -> list[DispatchRow]:
+    async def open_rows(self, committed_before_ms: int) -> list[DispatchRow]:
         rows = [
             row
-            for row, committed in self._rows.values()
-            if not row.published and committed < committed_before_ms
+            for row in self._rows.values()
+            if row.outcome is None and row.committed_at_ms < committed_before_ms
         ]
         return sorted(rows, key=lambda row: row.scheduled_at_ms)
+
+    async def adopt(self, row: DispatchRow, owner: str, now_ms: int) -> bool:
+        current = self._rows.get((row.task_id, row.scheduled_at_ms))
+        if current is None or current.outcome is not None or current.owner != row.owner:
+            return False
+        self._rows[row.task_id, row.scheduled_at_ms] = replace(
+            current, owner=owner, committed_at_ms=now_ms
+        )
+        return True
 
     async def add_report(self, report: Mapping[str, Any], recorded_at_ms: int) -> None:
         self._reports.append((recorded_at_ms, dict(report)))
@@ -120,9 +140,9 @@ class MemoryStore:
         before = len(self._reports) + len(self._rows)
         self._reports = [(t, r) for t, r in self._reports if t >= recorded_before_ms]
         self._rows = {
-            key: (row, committed)
-            for key, (row, committed) in self._rows.items()
-            if committed >= recorded_before_ms or not row.published
+            key: row
+            for key, row in self._rows.items()
+            if row.committed_at_ms >= recorded_before_ms or row.outcome is None
         }
         return before - len(self._reports) - len(self._rows)
 
@@ -135,6 +155,9 @@ class MemoryPauses:
 
     async def paused(self, task_id: str) -> bool:
         return task_id in self._paused
+
+    async def paused_tasks(self) -> frozenset[str]:
+        return frozenset(self._paused)
 
     async def set_paused(
         self, task_id: str, paused: bool, actor: str, reason: str, at: datetime

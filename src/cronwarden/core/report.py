@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -42,6 +42,10 @@ class OperationsReport:
     suppressed_count: int = 0
     bot_id: str = CRON_RUNNER_BOT_ID
     details: dict[str, Any] = field(default_factory=dict)
+
+    def with_details(self, **details: Any) -> OperationsReport:
+        """This report with ``details`` added."""
+        return replace(self, details={**self.details, **details})
 
     @property
     def report_id(self) -> str:

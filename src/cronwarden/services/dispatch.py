@@ -1,25 +1,67 @@
-"""One fire through the pipeline: claim, decide, commit, publish, report (ARCHITECTURE §1).
+"""Fires through the pipeline: claim, decide, commit, publish, settle (ARCHITECTURE §1).
 
-The dispatch row is committed before anything is published: the store's unique
-``(task_id, scheduled_at_ms)`` is the second guard against a duplicate, after
-the claim. Every outcome is one OperationsReport, stored and returned.
-Not yet here: re-publishing rows the bus never acknowledged (the outbox loop).
+A batch of fires (every fire of one tick) costs one claim round trip, one read of
+the kill switch and the pauses, and two store transactions: one commits the
+dispatch rows, one settles them with their reports. The row is committed before
+anything is published: the store's unique ``(task_id, scheduled_at_ms)`` is the
+second guard against a duplicate, after the claim. A row left open by an instance
+that stopped between commit and settle is picked up by :meth:`Dispatcher.recover`
+(the outbox). Every fire ends in exactly one OperationsReport.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from cronwarden.core.pipeline import lock_key, suppression
 from cronwarden.core.report import EventType, OperationsReport
-from cronwarden.errors import BackendUnavailable
+from cronwarden.errors import BackendUnavailable, CronwardenError
 from cronwarden.manifest.model import QuietHours, TaskSpec
-from cronwarden.ports import Bus, Clock, DispatchRow, KillSwitch, Lock, Pauses, Store
+from cronwarden.ports import Bus, Clock, DispatchRow, KillSwitch, Lock, Outcome, Pauses, Store
 from cronwarden.reasons import ReasonCode
 
 TRIGGER_TOPIC = "cron.trigger"
+
+_OUTCOME_EVENT = {
+    Outcome.PUBLISHED: (EventType.DISPATCHED, ReasonCode.CRON_RUNNER_TASK_DISPATCHED),
+    Outcome.FAILED: (EventType.FAILED, ReasonCode.CRON_RUNNER_BUS_PUBLISH_FAILED),
+    Outcome.MISSED: (EventType.MISSED, ReasonCode.CRON_RUNNER_MISSED_FIRE),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """One ``(task, scheduled instant)`` to run through the pipeline.
+
+    A ``forced`` fire (an operator's, with ``actor`` and ``reason``) skips the pause,
+    quiet-hours and grace checks; the claim, the kill switch and the commit still apply.
+    A ``catch_up`` fire (``catch_up: once`` after a miss) is late by design: no grace check.
+    """
+
+    task: TaskSpec
+    scheduled_at_ms: int
+    trace_id: str
+    forced: Mapping[str, str] | None = None
+    catch_up: bool = False
+
+
+class InFlight:
+    """The bound on publishes in flight (``max_concurrent_tasks``): the rest wait in order."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.slots = asyncio.Semaphore(limit)  # FIFO: an ordered queue
+
+
+@dataclass(slots=True)
+class _Verdict:
+    event: EventType
+    reason: ReasonCode
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +74,15 @@ class Dispatcher:
     kill_switch: KillSwitch
     store: Store
     pauses: Pauses
-    owner: str  # this instance, in claims
+    owner: str  # this instance, in claims and rows
     prefix: str = "cronwarden"
     claim_ttl_ms: int = 5_000  # spec 000
     publish_attempts: int = 3
+    publish_timeout_s: float = 2.0  # spec 000, per publish
     retry_delay_s: float = 0.2
     lock_mode: str = "local"
+    #: Fires between commit and settle in this instance, whose claims it keeps renewing.
+    in_flight: set[tuple[str, int]] = field(default_factory=set, init=False)
 
     async def fire(
         self,
@@ -46,89 +91,239 @@ class Dispatcher:
         trace_id: str,
         windows: Sequence[QuietHours],
         *,
-        forced: dict[str, str] | None = None,
+        forced: Mapping[str, str] | None = None,
     ) -> OperationsReport:
-        """Run one ``(task, scheduled instant)`` through the pipeline; always one report.
+        """Run one fire through the pipeline; always one report."""
+        fire = Fire(task, scheduled_at_ms, trace_id, forced)
+        return (await self.fire_batch([fire], windows))[0]
 
-        A ``forced`` fire (an operator's, with ``actor`` and ``reason``) skips the pause
-        and quiet-hours steps; the claim, the kill switch and the commit still apply.
+    async def fire_batch(
+        self,
+        fires: Sequence[Fire],
+        windows: Sequence[QuietHours],
+        in_flight: InFlight | None = None,
+    ) -> list[OperationsReport]:
+        """Run ``fires`` through the pipeline together; one report per fire, in order.
+
+        Backend failures never escape: a claim or commit that fails makes its fires
+        ``CRON_RUNNER_BACKEND_FAILED``; a settle that fails leaves the rows open for
+        :meth:`recover` and marks the reports ``recorded: false``.
         """
-        if forced is not None:
-            windows = ()
-        event, reason = await self._decide(task, scheduled_at_ms, trace_id, windows, forced)
-        report = self._report(event, reason, task, scheduled_at_ms, trace_id)
-        if forced is not None:
-            report = replace(report, details={"forced": True, **forced})
-        await self.store.add_report(report.to_dict(), self._now_ms())
-        return report
+        if not fires:
+            return []
+        verdicts: list[_Verdict | None] = [None] * len(fires)
+        try:
+            passing = await self._decide(fires, windows, verdicts)
+        except CronwardenError as err:
+            passing = []
+            _fail_open(verdicts, err)
+        publishing: list[int] = []
+        if passing:
+            rows = [self._row(fires[i]) for i in passing]
+            try:
+                committed = await self.store.commit_dispatches(rows, self._now_ms())
+            except CronwardenError as err:
+                committed = [False] * len(passing)
+                _fail_open(verdicts, err)
+            for i, won in zip(passing, committed, strict=True):
+                if verdicts[i] is not None:
+                    continue
+                if won:
+                    publishing.append(i)
+                else:
+                    verdicts[i] = _Verdict(
+                        EventType.SUPPRESSED, ReasonCode.CRON_RUNNER_DUPLICATE_FIRE
+                    )
+        keys = [(fires[i].task.task_id, fires[i].scheduled_at_ms) for i in publishing]
+        self.in_flight.update(keys)
+        try:
+            outcomes = await self._publish_each([fires[i] for i in publishing], in_flight)
+        finally:
+            self.in_flight.difference_update(keys)
+        for i, outcome in zip(publishing, outcomes, strict=True):
+            event, reason = _OUTCOME_EVENT[outcome]
+            verdicts[i] = _Verdict(event, reason, {"queued_past_grace": True} if
+                                   outcome is Outcome.MISSED else {})  # fmt: skip
+        reports = [
+            self._report(fire, verdict) for fire, verdict in zip(fires, verdicts, strict=True)
+            if verdict is not None
+        ]  # fmt: skip
+        settled = [
+            (fires[i].task.task_id, fires[i].scheduled_at_ms, outcome)
+            for i, outcome in zip(publishing, outcomes, strict=True)
+        ]
+        return await self.record(reports, settled)
+
+    async def recover(
+        self, grace_ms: Mapping[str, float], orphaned_after_ms: int
+    ) -> list[OperationsReport]:
+        """The outbox: settle rows an instance committed and never settled.
+
+        A row open for longer than ``orphaned_after_ms`` lost its instance. Exactly one
+        instance adopts it; inside the task's grace (``grace_ms``, default 30 s) its
+        triggers are published again (consumers dedupe on the run key), past it the
+        fire is recorded as missed. Rows of tasks no longer running count as missed.
+        """
+        now_ms = self._now_ms()
+        reports: list[OperationsReport] = []
+        settled: list[tuple[str, int, Outcome]] = []
+        for row in await self.store.open_rows(now_ms - orphaned_after_ms):
+            if (row.task_id, row.scheduled_at_ms) in self.in_flight:
+                continue  # ours, still publishing
+            key = lock_key(self.prefix, row.task_id, row.scheduled_at_ms)
+            if not await self.lock.claim(key, self.owner, self.claim_ttl_ms):
+                continue  # its instance is alive and renewing the claim
+            if not await self.store.adopt(row, self.owner, now_ms):
+                continue  # another instance took it
+            details = {"recovered_from": row.owner}
+            if now_ms - row.scheduled_at_ms > grace_ms.get(row.task_id, 30_000):
+                outcome = Outcome.MISSED
+            else:
+                outcome = await self._publish_targets(
+                    row.task_id, row.targets, row.scheduled_at_ms, row.trace_id
+                )
+            event, reason = _OUTCOME_EVENT[outcome]
+            settled.append((row.task_id, row.scheduled_at_ms, outcome))
+            reports.append(OperationsReport(
+                event_type=event, task_id=row.task_id, fired_at_ms=row.scheduled_at_ms,
+                targets=row.targets, trace_id=row.trace_id, reason_code=reason,
+                lock_mode=self.lock_mode,
+                suppressed_count=0 if outcome is Outcome.PUBLISHED else len(row.targets),
+                details=details,
+            ))  # fmt: skip
+        return await self.record(reports, settled)
+
+    async def renew_claims(self) -> None:
+        """Keep the claims of this instance's fires in flight (a claim outlives no holder)."""
+        for task_id, scheduled_at_ms in list(self.in_flight):
+            key = lock_key(self.prefix, task_id, scheduled_at_ms)
+            await self.lock.renew(key, self.owner, self.claim_ttl_ms)
+
+    async def record(
+        self,
+        reports: list[OperationsReport],
+        settled: Sequence[tuple[str, int, Outcome]] = (),
+    ) -> list[OperationsReport]:
+        """Store ``reports`` and close ``settled`` rows in one transaction; return the reports,
+        marked ``recorded: false`` with the error if the store refused them."""
+        try:
+            await self.store.settle(settled, [r.to_dict() for r in reports], self._now_ms())
+        except CronwardenError as err:
+            failure = {"recorded": False, "store_error": f"{err.code}: {err}"}
+            return [r.with_details(**failure) for r in reports]
+        return reports
+
+    # -- steps ----------------------------------------------------------------------
 
     async def _decide(
-        self,
-        task: TaskSpec,
-        scheduled_at_ms: int,
-        trace_id: str,
-        windows: Sequence[QuietHours],
-        forced: dict[str, str] | None,
-    ) -> tuple[EventType, ReasonCode]:
-        key = lock_key(self.prefix, task.task_id, scheduled_at_ms)
-        if not await self.lock.claim(key, self.owner, self.claim_ttl_ms):
-            return EventType.SUPPRESSED, ReasonCode.CRON_RUNNER_DUPLICATE_FIRE
-        if forced is None and await self.pauses.paused(task.task_id):
-            return EventType.SUPPRESSED, ReasonCode.CRON_RUNNER_TASK_PAUSED
-        at = datetime.fromtimestamp(scheduled_at_ms / 1000, UTC)
+        self, fires: Sequence[Fire], windows: Sequence[QuietHours], verdicts: list[_Verdict | None]
+    ) -> list[int]:
+        """Claim every fire and apply the rules; the indexes of the fires to commit."""
+        keys = [lock_key(self.prefix, f.task.task_id, f.scheduled_at_ms) for f in fires]
+        claims = await self.lock.claim_many(keys, self.owner, self.claim_ttl_ms)
         kill_switch_on = (await self.kill_switch.state()).active
-        reason = suppression(task, at, kill_switch_on=kill_switch_on, windows=windows)
-        if reason is not None:
-            return EventType.SUPPRESSED, reason
-        row = DispatchRow(task.task_id, scheduled_at_ms, trace_id, self.owner, task.targets, False)
-        if not await self.store.commit_dispatch(row, self._now_ms()):
-            return EventType.SUPPRESSED, ReasonCode.CRON_RUNNER_DUPLICATE_FIRE
-        if not await self._publish_all(task, scheduled_at_ms, trace_id):
-            return EventType.FAILED, ReasonCode.CRON_RUNNER_BUS_PUBLISH_FAILED
-        await self.store.mark_published(task.task_id, scheduled_at_ms, self._now_ms())
-        return EventType.DISPATCHED, ReasonCode.CRON_RUNNER_TASK_DISPATCHED
+        paused = await self.pauses.paused_tasks()
+        passing: list[int] = []
+        for i, (fire, claimed) in enumerate(zip(fires, claims, strict=True)):
+            reason: ReasonCode | None
+            if not claimed:
+                reason = ReasonCode.CRON_RUNNER_DUPLICATE_FIRE
+            elif fire.forced is None and fire.task.task_id in paused:
+                reason = ReasonCode.CRON_RUNNER_TASK_PAUSED
+            else:
+                at = datetime.fromtimestamp(fire.scheduled_at_ms / 1000, UTC)
+                rules = windows if fire.forced is None else ()
+                reason = suppression(fire.task, at, kill_switch_on=kill_switch_on, windows=rules)
+            if reason is None:
+                passing.append(i)
+            else:
+                verdicts[i] = _Verdict(EventType.SUPPRESSED, reason)
+        return passing
 
-    def _now_ms(self) -> int:
-        return int(self.clock.now().timestamp() * 1000)
+    def _row(self, fire: Fire) -> DispatchRow:
+        return DispatchRow(fire.task.task_id, fire.scheduled_at_ms, fire.trace_id, self.owner,
+                           fire.task.targets)  # fmt: skip
 
-    async def _publish_all(self, task: TaskSpec, scheduled_at_ms: int, trace_id: str) -> bool:
-        for target in task.targets:
-            payload = {
-                "task_id": task.task_id,
-                "target": target,
-                "scheduled_at": scheduled_at_ms,
-                "trace_id": trace_id,
-            }
+    async def _publish_each(
+        self, fires: Sequence[Fire], in_flight: InFlight | None
+    ) -> list[Outcome]:
+        """Publish each fire's triggers, at most ``in_flight.limit`` at once, in order."""
+        outcomes: list[Outcome] = [Outcome.FAILED] * len(fires)
+        if not fires:
+            return outcomes
+        bound = in_flight or InFlight(len(fires))
+        queue = iter(enumerate(fires))
+
+        async def worker() -> None:
+            for i, fire in queue:
+                async with bound.slots:
+                    outcomes[i] = await self._publish_fire(fire)
+
+        if len(fires) == 1:
+            await worker()
+        else:
+            await asyncio.gather(*(worker() for _ in range(min(bound.limit, len(fires)))))
+        return outcomes
+
+    async def _publish_fire(self, fire: Fire) -> Outcome:
+        late_ms = self._now_ms() - fire.scheduled_at_ms
+        on_time = fire.forced is not None or fire.catch_up
+        if not on_time and late_ms > fire.task.misfire_grace_s * 1000:
+            return Outcome.MISSED  # waited in the queue past its grace
+        return await self._publish_targets(fire.task.task_id, fire.task.targets,
+                                           fire.scheduled_at_ms, fire.trace_id)  # fmt: skip
+
+    async def _publish_targets(
+        self, task_id: str, targets: Sequence[str], scheduled_at_ms: int, trace_id: str
+    ) -> Outcome:
+        for target in targets:
+            payload = {"task_id": task_id, "target": target, "scheduled_at": scheduled_at_ms,
+                       "trace_id": trace_id}  # fmt: skip
             if not await self._publish(payload):
-                return False
-        return True
+                return Outcome.FAILED
+        return Outcome.PUBLISHED
 
     async def _publish(self, payload: dict[str, object]) -> bool:
         for attempt in range(1, self.publish_attempts + 1):
             try:
-                await self.bus.publish(TRIGGER_TOPIC, payload)
+                async with asyncio.timeout(self.publish_timeout_s):
+                    await self.bus.publish(TRIGGER_TOPIC, payload)
                 return True
-            except BackendUnavailable:
+            except (BackendUnavailable, TimeoutError):
                 if attempt < self.publish_attempts:
                     await self.clock.sleep(self.retry_delay_s * attempt)
         return False
 
-    def _report(
-        self,
-        event: EventType,
-        reason: ReasonCode,
-        task: TaskSpec,
-        scheduled_at_ms: int,
-        trace_id: str,
-    ) -> OperationsReport:
-        suppressed = 0 if event is EventType.DISPATCHED else len(task.targets)
+    def _report(self, fire: Fire, verdict: _Verdict) -> OperationsReport:
+        details = verdict.details
+        if fire.forced is not None:
+            details = {"forced": True, **fire.forced, **details}
+        if fire.catch_up:
+            details = {"catch_up": True, **details}
+        dispatched = verdict.event is EventType.DISPATCHED
         return OperationsReport(
-            event_type=event,
-            task_id=task.task_id,
-            fired_at_ms=scheduled_at_ms,
-            targets=task.targets,
-            trace_id=trace_id,
-            reason_code=reason,
+            event_type=verdict.event,
+            task_id=fire.task.task_id,
+            fired_at_ms=fire.scheduled_at_ms,
+            targets=fire.task.targets,
+            trace_id=fire.trace_id,
+            reason_code=verdict.reason,
             lock_mode=self.lock_mode,
-            suppressed_count=suppressed,
+            suppressed_count=0 if dispatched else len(fire.task.targets),
+            details=details,
         )
+
+    def _now_ms(self) -> int:
+        return int(self.clock.now().timestamp() * 1000)
+
+
+def _backend_failed(err: CronwardenError) -> _Verdict:
+    """A backend failed mid-fire: the fire is FAILED, with the backend's error."""
+    return _Verdict(EventType.FAILED, ReasonCode.CRON_RUNNER_BACKEND_FAILED,
+                    {"error": f"{err.code}: {err}"})  # fmt: skip
+
+
+def _fail_open(verdicts: list[_Verdict | None], err: CronwardenError) -> None:
+    for i, verdict in enumerate(verdicts):
+        if verdict is None:
+            verdicts[i] = _backend_failed(err)

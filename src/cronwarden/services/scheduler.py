@@ -11,6 +11,7 @@ missed, never fired silently late (``catch_up: once`` fires the latest one).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import secrets
 from collections.abc import Callable
@@ -18,9 +19,9 @@ from collections.abc import Callable
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import CronSchedule, parse
 from cronwarden.errors import CronwardenError
-from cronwarden.manifest.model import CatchUp, Manifest, QuietHours, TaskSpec
+from cronwarden.manifest.model import CatchUp, Manifest, TaskSpec
 from cronwarden.reasons import ReasonCode
-from cronwarden.services.dispatch import Dispatcher
+from cronwarden.services.dispatch import Dispatcher, Fire, InFlight
 
 #: Past this many misses of one task in one tick, the rest go into one report.
 MISSES_REPORTED_ONE_BY_ONE = 100
@@ -29,6 +30,12 @@ MISSES_REPORTED_ONE_BY_ONE = 100
 MAX_INSTANTS_PER_TICK = 100_000
 #: The loop wakes at least this often, so that clock jumps and stops are seen.
 MAX_SLEEP_S = 1.0
+#: Fires due together go through the pipeline in batches of this many (two store
+#: transactions each), so that the first reports land before the last fire is decided.
+BATCH = 512
+#: How often the claims of fires in flight are renewed and the outbox is swept.
+HOUSEKEEPING_S = 1.0
+RECOVER_EVERY_S = 5.0
 
 
 def new_trace_id() -> str:
@@ -61,7 +68,7 @@ class CronRunner:
         self._on_report = on_report
         self._trace_id = trace_id
         self._clock = dispatcher.clock
-        self._slots = asyncio.Semaphore(manifest.max_concurrent_tasks)  # FIFO: an ordered queue
+        self._in_flight = InFlight(manifest.max_concurrent_tasks)
         self._tasks, self._schedules = _compile(manifest)
         self._heap: list[tuple[int, str]] = []
         self._started = False
@@ -91,7 +98,7 @@ class CronRunner:
             "changed": sorted((tasks.keys() & self._tasks.keys()) - kept),
         }
         self._manifest, self._tasks, self._schedules = manifest, tasks, schedules
-        self._slots = asyncio.Semaphore(manifest.max_concurrent_tasks)
+        self._in_flight = InFlight(manifest.max_concurrent_tasks)
         return diff
 
     def _same(self, task_id: str, tasks: dict[str, TaskSpec], manifest: Manifest) -> bool:
@@ -117,33 +124,75 @@ class CronRunner:
         return self._heap[0][0] if self._heap else None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick until ``stop`` is set."""
+        """Tick until ``stop`` is set; meanwhile renew claims and sweep the outbox."""
         if not self._started:
             self.start_at(self._now_ms())
+        keeper = asyncio.ensure_future(self._housekeeping(stop))
+        try:
+            while not stop.is_set():
+                await self.tick()
+                due = self.next_due_ms()
+                wait = MAX_SLEEP_S if due is None else (due - self._now_ms()) / 1000
+                await self._sleep(min(max(wait, 0), MAX_SLEEP_S), stop)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
+        """Sleep on the clock for ``seconds``, or until ``stop`` is set."""
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for pending in (sleeper, stopper):
+            pending.cancel()
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        since_recover = RECOVER_EVERY_S  # sweep once at start: a previous run may have died
         while not stop.is_set():
-            await self.tick()
-            due = self.next_due_ms()
-            wait = MAX_SLEEP_S if due is None else (due - self._now_ms()) / 1000
-            sleeper = asyncio.ensure_future(self._clock.sleep(min(max(wait, 0), MAX_SLEEP_S)))
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            for pending in (sleeper, stopper):
-                pending.cancel()
+            try:
+                await self._dispatcher.renew_claims()
+                if since_recover >= RECOVER_EVERY_S:
+                    since_recover = 0.0
+                    await self.recover()
+            except CronwardenError:
+                pass  # the backend is down; fires report it, and the next round retries
+            await self._sleep(HOUSEKEEPING_S, stop)
+            since_recover += HOUSEKEEPING_S
+
+    async def recover(self) -> list[OperationsReport]:
+        """Settle fires that an instance committed and never settled (the outbox)."""
+        grace = {tid: task.misfire_grace_s * 1000 for tid, task in self._tasks.items()}
+        orphaned_after_ms = 2 * self._dispatcher.claim_ttl_ms
+        reports = await self._dispatcher.recover(grace, orphaned_after_ms)
+        return self._seen(reports)
 
     async def tick(self) -> list[OperationsReport]:
-        """Run every instant that is due now; return the reports, in order."""
+        """Run every instant that is due now; return the reports, misses first, in order."""
         now_ms = self._now_ms()
-        work: list[asyncio.Future[OperationsReport]] = []
-        reports: list[OperationsReport] = []
+        fires: list[Fire] = []
+        misses: list[OperationsReport] = []
         while self._heap and self._heap[0][0] <= now_ms:
             scheduled_ms, task_id = heapq.heappop(self._heap)
-            missed, to_fire = self._split(
+            missed, caught_up, to_fire = self._split(
                 task_id, self._due_instants(task_id, scheduled_ms, now_ms), now_ms
             )
-            reports.extend(await self._record_misses(task_id, missed, now_ms))
-            task, windows = self._tasks[task_id], self._manifest.quiet_hours  # as of now
-            work.extend(asyncio.ensure_future(self._dispatch(task, at, windows)) for at in to_fire)
-        reports.extend(await asyncio.gather(*work))
+            task = self._tasks[task_id]  # as of now
+            misses.extend(self._miss_reports(task, missed))
+            fires.extend(Fire(task, at, self._trace_id(), catch_up=True) for at in caught_up)
+            fires.extend(Fire(task, at, self._trace_id()) for at in to_fire)
+        reports = self._seen(await self._dispatcher.record(misses)) if misses else []
+        windows = self._manifest.quiet_hours  # as of now
+        for start in range(0, len(fires), BATCH):
+            batch = fires[start : start + BATCH]
+            reports += self._seen(
+                await self._dispatcher.fire_batch(batch, windows, self._in_flight)
+            )
+        return reports
+
+    def _seen(self, reports: list[OperationsReport]) -> list[OperationsReport]:
+        for report in reports:
+            self._on_report(report)
         return reports
 
     # -- steps ----------------------------------------------------------------------
@@ -162,28 +211,24 @@ class CronRunner:
         self._push(task_id, following)
         return instants
 
-    def _split(self, task_id: str, instants: list[int], now_ms: int) -> tuple[list[int], list[int]]:
-        """``(missed, to fire)``: instants past their grace are missed, unless caught up once."""
+    def _split(
+        self, task_id: str, instants: list[int], now_ms: int
+    ) -> tuple[list[int], list[int], list[int]]:
+        """``(missed, caught up, on time)``: instants past their grace are missed, but with
+        ``catch_up: once`` the latest of them is fired anyway."""
         task = self._tasks[task_id]
         grace_ms = task.misfire_grace_s * 1000
         missed = [at for at in instants if now_ms - at > grace_ms]
-        to_fire = [at for at in instants if now_ms - at <= grace_ms]
-        if missed and task.catch_up is CatchUp.ONCE:
-            to_fire.insert(0, missed.pop())
-        return missed, to_fire
+        on_time = [at for at in instants if now_ms - at <= grace_ms]
+        caught_up = [missed.pop()] if missed and task.catch_up is CatchUp.ONCE else []
+        return missed, caught_up, on_time
 
-    async def _record_misses(
-        self, task_id: str, missed: list[int], now_ms: int
-    ) -> list[OperationsReport]:
-        task = self._tasks[task_id]
+    def _miss_reports(self, task: TaskSpec, missed: list[int]) -> list[OperationsReport]:
         reports = [self._missed(task, at, {}) for at in missed[:MISSES_REPORTED_ONE_BY_ONE]]
         rest = missed[MISSES_REPORTED_ONE_BY_ONE:]
         if rest:
             reports.append(self._missed(task, rest[0], {"missed_count": len(rest),
                                                        "missed_until_ms": rest[-1]}))  # fmt: skip
-        for report in reports:
-            await self._dispatcher.store.add_report(report.to_dict(), now_ms)
-            self._on_report(report)
         return reports
 
     def _missed(self, task: TaskSpec, at_ms: int, details: dict[str, int]) -> OperationsReport:
@@ -198,28 +243,6 @@ class CronRunner:
             suppressed_count=len(task.targets),
             details=details,
         )
-
-    async def _dispatch(
-        self, task: TaskSpec, scheduled_ms: int, windows: tuple[QuietHours, ...]
-    ) -> OperationsReport:
-        trace_id = self._trace_id()
-        try:
-            async with self._slots:
-                report = await self._dispatcher.fire(task, scheduled_ms, trace_id, windows)
-        except CronwardenError as err:  # a backend failed mid-fire: say so, keep running
-            report = OperationsReport(
-                event_type=EventType.FAILED,
-                task_id=task.task_id,
-                fired_at_ms=scheduled_ms,
-                targets=task.targets,
-                trace_id=trace_id,
-                reason_code=ReasonCode.CRON_RUNNER_BACKEND_FAILED,
-                lock_mode=self._dispatcher.lock_mode,
-                suppressed_count=len(task.targets),
-                details={"error": f"{err.code}: {err}", "recorded": False},
-            )
-        self._on_report(report)
-        return report
 
     def _push(self, task_id: str, instant_s: int | None) -> None:
         if instant_s is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Index,
     Integer,
@@ -26,12 +25,12 @@ dispatches = Table(
     Column("trace_id", String(64), nullable=False),
     Column("owner", String(255), nullable=False),
     Column("targets", Text, nullable=False),  # JSON list
-    Column("published", Boolean, nullable=False, default=False),
     Column("committed_at_ms", BigInteger, nullable=False),
-    Column("published_at_ms", BigInteger),
+    Column("outcome", String(16)),  # NULL while open; then published, failed or missed
+    Column("settled_at_ms", BigInteger),
     UniqueConstraint("task_id", "scheduled_at_ms", name="uq_dispatch_fire"),
 )
-Index("ix_dispatches_outbox", dispatches.c.published, dispatches.c.committed_at_ms)
+Index("ix_dispatches_open", dispatches.c.outcome, dispatches.c.committed_at_ms)
 
 reports = Table(
     "reports",

@@ -9,16 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, case, create_engine, delete, event, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import (
+    Engine,
+    Table,
+    bindparam,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from cronwarden.adapters.sql.schema import controls, dispatches, metadata, reports
 from cronwarden.errors import BackendUnavailable
-from cronwarden.ports import DispatchRow
+from cronwarden.ports import DispatchRow, Outcome
 
 T = TypeVar("T")
 
@@ -41,6 +54,12 @@ class SqlStore:
             event.listen(self._engine, "connect", _sqlite_pragmas)
         metadata.create_all(self._engine)
 
+    def _insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
+        """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL)."""
+        if self._engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -50,40 +69,65 @@ class SqlStore:
         except OperationalError as err:
             raise BackendUnavailable(f"store: {err.orig}") from err
 
-    async def commit_dispatch(self, row: DispatchRow, now_ms: int) -> bool:
-        values = {
-            "task_id": row.task_id,
-            "scheduled_at_ms": row.scheduled_at_ms,
-            "trace_id": row.trace_id,
-            "owner": row.owner,
-            "targets": json.dumps(list(row.targets)),
-            "published": row.published,
-            "committed_at_ms": now_ms,
-        }
+    async def commit_dispatches(self, rows: Sequence[DispatchRow], now_ms: int) -> list[bool]:
+        if not rows:
+            return []
+        params = [
+            {
+                "task_id": row.task_id,
+                "scheduled_at_ms": row.scheduled_at_ms,
+                "trace_id": row.trace_id,
+                "owner": row.owner,
+                "targets": json.dumps(row.targets),
+                "committed_at_ms": now_ms,
+            }
+            for row in rows
+        ]
+        # ON CONFLICT DO NOTHING: a fire another instance committed first is not an
+        # error, and the rows that were inserted come back (RETURNING).
+        statement = (
+            self._insert(dispatches)
+            .on_conflict_do_nothing(index_elements=["task_id", "scheduled_at_ms"])
+            .returning(dispatches.c.task_id, dispatches.c.scheduled_at_ms)
+        )
 
-        def work() -> bool:
-            try:
-                with self._engine.begin() as conn:
-                    conn.execute(insert(dispatches).values(**values))
-            except IntegrityError:
-                return False
-            return True
+        def work() -> list[bool]:
+            with self._engine.begin() as conn:
+                inserted = {(r[0], r[1]) for r in conn.execute(statement, params)}
+            answers = []
+            for row in rows:  # a key given twice in one call was inserted once: by the first
+                key = (row.task_id, row.scheduled_at_ms)
+                answers.append(key in inserted)
+                inserted.discard(key)
+            return answers
 
         return await self._run(work)
 
-    async def mark_published(self, task_id: str, scheduled_at_ms: int, now_ms: int) -> None:
-        statement = (
-            update(dispatches)
-            .where(dispatches.c.task_id == task_id)
-            .where(dispatches.c.scheduled_at_ms == scheduled_at_ms)
-            .values(published=True, published_at_ms=now_ms)
-        )
-        await self._run(lambda: self._execute(statement))
+    async def settle(
+        self,
+        outcomes: Sequence[tuple[str, int, Outcome]],
+        new_reports: Sequence[Mapping[str, Any]],
+        now_ms: int,
+    ) -> None:
+        closed = [
+            {"key_task": task_id, "key_at": at, "outcome": str(outcome), "settled_at_ms": now_ms}
+            for task_id, at, outcome in outcomes
+        ]
+        bodies = [_report_params(report, now_ms) for report in new_reports]
 
-    async def unpublished(self, committed_before_ms: int) -> list[DispatchRow]:
+        def work() -> None:
+            with self._engine.begin() as conn:
+                if closed:
+                    conn.execute(_SETTLE, closed)
+                if bodies:
+                    conn.execute(insert(reports), bodies)
+
+        await self._run(work)
+
+    async def open_rows(self, committed_before_ms: int) -> list[DispatchRow]:
         statement = (
             select(dispatches)
-            .where(dispatches.c.published.is_(False))
+            .where(dispatches.c.outcome.is_(None))
             .where(dispatches.c.committed_at_ms < committed_before_ms)
             .order_by(dispatches.c.scheduled_at_ms)
         )
@@ -97,24 +141,32 @@ class SqlStore:
                         r.trace_id,
                         r.owner,
                         tuple(json.loads(r.targets)),
-                        r.published,
+                        None,
+                        r.committed_at_ms,
                     )  # fmt: skip
                     for r in conn.execute(statement)
                 ]
 
         return await self._run(work)
 
-    async def add_report(self, report: Mapping[str, Any], recorded_at_ms: int) -> None:
-        statement = insert(reports).values(
-            report_id=report["report_id"],
-            task_id=report.get("task_id"),
-            event_type=report["event_type"],
-            reason_code=report.get("reason_code"),
-            trace_id=report.get("trace_id"),
-            fired_at_ms=report.get("fired_at_ms"),
-            recorded_at_ms=recorded_at_ms,
-            body=json.dumps(dict(report), default=str),
+    async def adopt(self, row: DispatchRow, owner: str, now_ms: int) -> bool:
+        statement = (
+            update(dispatches)
+            .where(dispatches.c.task_id == row.task_id)
+            .where(dispatches.c.scheduled_at_ms == row.scheduled_at_ms)
+            .where(dispatches.c.outcome.is_(None))
+            .where(dispatches.c.owner == row.owner)
+            .values(owner=owner, committed_at_ms=now_ms)
         )
+
+        def work() -> bool:
+            with self._engine.begin() as conn:
+                return conn.execute(statement).rowcount == 1
+
+        return await self._run(work)
+
+    async def add_report(self, report: Mapping[str, Any], recorded_at_ms: int) -> None:
+        statement = insert(reports).values(**_report_params(report, recorded_at_ms))
         await self._run(lambda: self._execute(statement))
 
     async def reports(
@@ -137,7 +189,7 @@ class SqlStore:
         old_rows = (
             delete(dispatches)
             .where(dispatches.c.committed_at_ms < recorded_before_ms)
-            .where(dispatches.c.published.is_(True))
+            .where(dispatches.c.outcome.is_not(None))
         )
 
         def work() -> int:
@@ -213,6 +265,18 @@ class SqlStore:
 
         return await self._run(work)
 
+    async def controls_with_prefix(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every operator control whose name starts with ``prefix``, with its value."""
+        statement = select(controls.c.name, controls.c.value).where(
+            controls.c.name.startswith(prefix, autoescape=True)
+        )
+
+        def work() -> list[tuple[str, dict[str, Any]]]:
+            with self._engine.connect() as conn:
+                return [(name, dict(json.loads(value))) for name, value in conn.execute(statement)]
+
+        return await self._run(work)
+
     async def set_control(self, name: str, value: Mapping[str, Any], now_ms: int) -> None:
         """Set an operator control; every process sharing the database sees it."""
         body = json.dumps(dict(value), default=str)
@@ -227,6 +291,28 @@ class SqlStore:
     def _execute(self, statement: Any) -> None:
         with self._engine.begin() as conn:
             conn.execute(statement)
+
+
+_SETTLE = (
+    update(dispatches)
+    .where(dispatches.c.task_id == bindparam("key_task"))
+    .where(dispatches.c.scheduled_at_ms == bindparam("key_at"))
+    .values(outcome=bindparam("outcome"), settled_at_ms=bindparam("settled_at_ms"))
+)
+
+
+def _report_params(report: Mapping[str, Any], recorded_at_ms: int) -> dict[str, Any]:
+    """The reports row of one OperationsReport: indexed columns plus the whole body."""
+    return {
+        "report_id": report["report_id"],
+        "task_id": report.get("task_id"),
+        "event_type": report["event_type"],
+        "reason_code": report.get("reason_code"),
+        "trace_id": report.get("trace_id"),
+        "fired_at_ms": report.get("fired_at_ms"),
+        "recorded_at_ms": recorded_at_ms,
+        "body": json.dumps(report, default=str),
+    }
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
