@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import tempfile
 import time
 import tracemalloc
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,7 @@ from cronwarden.services.dispatch import Dispatcher
 from cronwarden.services.scheduler import CronRunner
 from cronwarden.testing import FakeClock, memory_dispatcher
 
-LEAD_S = 2  # the shared instant is this many whole seconds ahead
-
-
-def _instant() -> datetime:
-    return datetime.fromtimestamp(int(time.time()) + LEAD_S, UTC)
+PERIOD_S = 2  # every task is due at each even second: one shared instant per round
 
 
 def _percentiles(latencies_ms: list[float]) -> dict[str, float]:
@@ -54,14 +50,16 @@ def _percentiles(latencies_ms: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(ordered), "p99": p99, "max": ordered[-1]}
 
 
-async def _cronwarden(n: int, state: Path) -> dict[str, Any]:
-    at = _instant()
-    expr = f"{at.second} {at.minute} {at.hour} * * *"
+async def _cronwarden(n: int, rounds: int, state: Path) -> dict[str, Any]:
+    expr = f"*/{PERIOD_S} * * * * *"  # every task due at the same instants
     tasks = [{"task_id": f"t{i}", "cron": expr, "targets": ["x"], "task_class": "health"}
              for i in range(n)]  # fmt: skip
     manifest = validate_document({"max_concurrent_tasks": 20, "tasks": tasks}).manifest
     store = SqlStore(sqlite_url(state))
     clock = SystemClock()
+    # As the daemon does at start: the manifest-loaded report opens the database.
+    await store.add_report({"report_id": "load", "event_type": "CRON_MANIFEST_LOADED"},
+                           int(time.time() * 1000))  # fmt: skip
     controls = Cached(SqlKillSwitch(store), SqlPauses(store), clock)
     dispatcher = Dispatcher(clock=clock, lock=MemoryLock(clock), bus=LocalBus(),
                             kill_switch=controls, store=store, pauses=controls,
@@ -73,44 +71,48 @@ async def _cronwarden(n: int, state: Path) -> dict[str, Any]:
     def seen(report: OperationsReport) -> None:
         latencies.append(time.time() * 1000 - report.fired_at_ms)
         outcomes.append(str(report.event_type))
-        if len(outcomes) == n:
+        if len(outcomes) == n * rounds:
             done.set()
 
     stop = asyncio.Event()
     runner = CronRunner(manifest, dispatcher, on_report=seen)
+    runner.start_at(int(time.time() * 1000))
+    gc.freeze()  # as the daemon does once its tasks are loaded
     loop = asyncio.create_task(runner.run(stop))
-    await asyncio.wait_for(done.wait(), timeout=LEAD_S + 600)
+    refresher = asyncio.create_task(controls.keep_fresh(stop))  # as the daemon does
+    await asyncio.wait_for(done.wait(), timeout=PERIOD_S * rounds + 600)
     stop.set()
-    await loop
+    await asyncio.gather(loop, refresher)
     store.close()
     missed = sum(event != EventType.DISPATCHED for event in outcomes)
     return {**_percentiles(latencies), "fires": len(outcomes), "not_dispatched": missed}
 
 
-async def _apscheduler(n: int) -> dict[str, Any]:
-    at = _instant()
+async def _apscheduler(n: int, rounds: int) -> dict[str, Any]:
     latencies: list[float] = []
     missed: list[int] = []
     done = asyncio.Event()
+    period_ms = PERIOD_S * 1000
 
     def job() -> None:
-        latencies.append(time.time() * 1000 - at.timestamp() * 1000)
-        if len(latencies) + len(missed) == n:
+        now_ms = time.time() * 1000
+        latencies.append(now_ms - now_ms // period_ms * period_ms)  # late by less than a period
+        if len(latencies) + len(missed) == n * rounds:
             done.set()
 
     def on_missed(_event: Any) -> None:
         missed.append(1)
-        if len(latencies) + len(missed) == n:
+        if len(latencies) + len(missed) == n * rounds:
             done.set()
 
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_listener(on_missed, EVENT_JOB_MISSED)
-    trigger = CronTrigger(second=at.second, minute=at.minute, hour=at.hour, timezone="UTC")
+    trigger = CronTrigger(second=f"*/{PERIOD_S}", timezone="UTC")
     for i in range(n):
         scheduler.add_job(job, trigger, id=f"t{i}")
     scheduler.start()
     try:
-        await asyncio.wait_for(done.wait(), timeout=LEAD_S + 600)
+        await asyncio.wait_for(done.wait(), timeout=PERIOD_S * rounds + 600)
     finally:
         scheduler.shutdown(wait=False)
     return {**_percentiles(latencies), "fires": len(latencies), "not_dispatched": len(missed)}
@@ -139,14 +141,16 @@ def _row(name: str, n: int, result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="20,1000,10000")
+    parser.add_argument("--rounds", type=int, default=5, help="shared instants per size")
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks to load")
     args = parser.parse_args()
-    print("== dispatch latency: N tasks due at one instant (real clock)")
+    print(f"== dispatch latency: N tasks due at one instant, {args.rounds} instants "
+          f"{PERIOD_S} s apart (real clock)")  # fmt: skip
     for n in (int(size) for size in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as state:
-            ours = asyncio.run(_cronwarden(n, Path(state)))
+            ours = asyncio.run(_cronwarden(n, args.rounds, Path(state)))
         print(_row("cronwarden", n, ours))
-        theirs = asyncio.run(_apscheduler(n))
+        theirs = asyncio.run(_apscheduler(n, args.rounds))
         print(_row("apscheduler", n, theirs))
     print(f"== loading {args.tasks:,} tasks (validate manifest, compile, build the heap)")
     load = _load(args.tasks)

@@ -65,7 +65,12 @@ class Bus(Protocol):
     async def publish(self, topic: str, payload: Mapping[str, Any]) -> None:
         """Publish ``payload``; return once the bus has accepted it.
 
-        :raises BackendUnavailable: when the bus cannot accept it now.
+        Returns or raises within the adapter's publish timeout (spec 000: 2 s): a
+        networked bus uses its client's own timeout, any other is wrapped in
+        :class:`~cronwarden.adapters.timed.TimedBus`.
+
+        :raises BackendUnavailable: when the bus cannot accept it now, or did not
+            answer within the timeout.
         """
         ...
 

@@ -91,3 +91,39 @@ def test_cached_controls_see_a_change_within_their_ttl(tmp_path: Path) -> None:
     asyncio.run(scenario())
     store.close()
     other.close()
+
+
+def test_kept_fresh_controls_answer_fires_without_reading_the_store(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = SqlStore(sqlite_url(tmp_path / "state"))
+    other = SqlStore(sqlite_url(tmp_path / "state"))
+    reads: list[str] = []
+
+    class CountingPauses(SqlPauses):
+        async def paused_tasks(self) -> frozenset[str]:
+            reads.append("pauses")
+            return await super().paused_tasks()
+
+    cached = Cached(SqlKillSwitch(store), CountingPauses(store), clock, ttl_s=0.5)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        keeper = asyncio.create_task(cached.keep_fresh(stop))
+        await asyncio.sleep(0)
+        await SqlPauses(other).set_paused("a", True, "cli", "", AT)
+        for _ in range(4):  # a second of fires, every 0.25 s
+            clock.advance(0.25)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            await cached.paused_tasks()
+        assert await cached.paused("a")  # seen within the TTL
+        fired_reads = len(reads)
+        await cached.paused_tasks()
+        assert len(reads) == fired_reads  # the fire itself read nothing
+        stop.set()
+        clock.advance(0.25)
+        await asyncio.wait_for(keeper, timeout=5)
+
+    asyncio.run(scenario())
+    store.close()
+    other.close()

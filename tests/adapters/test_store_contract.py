@@ -46,8 +46,8 @@ def test_concurrent_commits_of_one_fire_let_exactly_one_through(store: Store) ->
 
 
 def test_a_thousand_rows_commit_in_one_call(store: Store) -> None:
-    rows = [_row(task_id=f"t{n}") for n in range(1_000)]
-    first = asyncio.run(store.commit_dispatches(rows[::2], 10))
+    first = asyncio.run(store.commit_dispatches([_row(f"t{n}") for n in range(0, 1_000, 2)], 10))
+    rows = [_row(f"t{n}", owner="b") for n in range(1_000)]
     again = asyncio.run(store.commit_dispatches(rows, 20))
     assert first == [True] * 500
     assert again == [n % 2 == 1 for n in range(1_000)]

@@ -14,6 +14,7 @@ from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import parse
 from cronwarden.errors import BackendUnavailable
 from cronwarden.manifest import validate_document
+from cronwarden.ports import DispatchRow
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.scheduler import CronRunner
 from cronwarden.testing import FakeClock, memory_dispatcher
@@ -202,3 +203,27 @@ def test_a_store_that_fails_mid_fire_is_reported_and_the_loop_goes_on() -> None:
     ]
     assert "BACKEND_UNAVAILABLE: store: disk full" in reports[0].details["error"]
     assert reports[0].reason_code is ReasonCode.CRON_RUNNER_BACKEND_FAILED
+
+
+def test_the_run_loop_settles_a_fire_an_earlier_instance_left_open() -> None:
+    async def scenario() -> list[OperationsReport]:
+        clock = FakeClock()
+        store = MemoryStore()
+        now_ms = int(clock.now().timestamp() * 1000)
+        orphan = DispatchRow("ping", now_ms - 15_000, "tr_old", "gone:1", ("t",))
+        await store.commit_dispatches([orphan], now_ms - 15_000)
+        seen: list[OperationsReport] = []
+        manifest = validate_document({"tasks": [_every_second()]}).manifest
+        runner = CronRunner(manifest, memory_dispatcher(clock, store=store), on_report=seen.append)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(runner.run(stop))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        stop.set()
+        clock.advance(1)
+        await asyncio.wait_for(loop, timeout=5)
+        return [r for r in seen if r.trace_id == "tr_old"]
+
+    (recovered,) = asyncio.run(scenario())
+    assert recovered.event_type is EventType.DISPATCHED
+    assert recovered.details == {"recovered_from": "gone:1"}

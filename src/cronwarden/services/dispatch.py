@@ -78,7 +78,6 @@ class Dispatcher:
     prefix: str = "cronwarden"
     claim_ttl_ms: int = 5_000  # spec 000
     publish_attempts: int = 3
-    publish_timeout_s: float = 2.0  # spec 000, per publish
     retry_delay_s: float = 0.2
     lock_mode: str = "local"
     #: Fires between commit and settle in this instance, whose claims it keeps renewing.
@@ -224,6 +223,7 @@ class Dispatcher:
         kill_switch_on = (await self.kill_switch.state()).active
         paused = await self.pauses.paused_tasks()
         passing: list[int] = []
+        instants: dict[int, datetime] = {}
         for i, (fire, claimed) in enumerate(zip(fires, claims, strict=True)):
             reason: ReasonCode | None
             if not claimed:
@@ -231,7 +231,9 @@ class Dispatcher:
             elif fire.forced is None and fire.task.task_id in paused:
                 reason = ReasonCode.CRON_RUNNER_TASK_PAUSED
             else:
-                at = datetime.fromtimestamp(fire.scheduled_at_ms / 1000, UTC)
+                at = instants.get(fire.scheduled_at_ms)
+                if at is None:
+                    at = instants[fire.scheduled_at_ms] = _instant(fire.scheduled_at_ms)
                 rules = windows if fire.forced is None else ()
                 reason = suppression(fire.task, at, kill_switch_on=kill_switch_on, windows=rules)
             if reason is None:
@@ -286,10 +288,9 @@ class Dispatcher:
     async def _publish(self, payload: dict[str, object]) -> bool:
         for attempt in range(1, self.publish_attempts + 1):
             try:
-                async with asyncio.timeout(self.publish_timeout_s):
-                    await self.bus.publish(TRIGGER_TOPIC, payload)
+                await self.bus.publish(TRIGGER_TOPIC, payload)
                 return True
-            except (BackendUnavailable, TimeoutError):
+            except BackendUnavailable:
                 if attempt < self.publish_attempts:
                     await self.clock.sleep(self.retry_delay_s * attempt)
         return False
@@ -315,6 +316,10 @@ class Dispatcher:
 
     def _now_ms(self) -> int:
         return int(self.clock.now().timestamp() * 1000)
+
+
+def _instant(at_ms: int) -> datetime:
+    return datetime.fromtimestamp(at_ms / 1000, UTC)
 
 
 def _backend_failed(err: CronwardenError) -> _Verdict:

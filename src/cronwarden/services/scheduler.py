@@ -132,7 +132,7 @@ class CronRunner:
             while not stop.is_set():
                 await self.tick()
                 due = self.next_due_ms()
-                wait = MAX_SLEEP_S if due is None else (due - self._now_ms()) / 1000
+                wait = MAX_SLEEP_S if due is None else due / 1000 - self._clock.now().timestamp()
                 await self._sleep(min(max(wait, 0), MAX_SLEEP_S), stop)
         finally:
             keeper.cancel()

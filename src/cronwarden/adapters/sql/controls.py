@@ -3,9 +3,12 @@ the kill switch and paused tasks."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import datetime
 
 from cronwarden.adapters.sql.store import SqlStore
+from cronwarden.errors import BackendUnavailable
 from cronwarden.ports import Clock, KillSwitchState
 
 KILL_SWITCH = "kill_switch"
@@ -70,6 +73,16 @@ class Cached:
         self._kill_switch, self._pauses, self._clock, self._ttl = kill_switch, pauses, clock, ttl_s
         self._state: tuple[float, KillSwitchState] | None = None
         self._paused: tuple[float, frozenset[str]] | None = None
+
+    async def keep_fresh(self, stop: asyncio.Event) -> None:
+        """Re-read both every half ``ttl_s`` until ``stop``, so that a fire never waits on
+        a read; a failed read is retried at the next round (fires then read themselves)."""
+        while not stop.is_set():
+            now = self._clock.monotonic()
+            with contextlib.suppress(BackendUnavailable):
+                self._state = (now, await self._kill_switch.state())
+                self._paused = (now, await self._pauses.paused_tasks())
+            await self._clock.sleep(self._ttl / 2)
 
     async def state(self) -> KillSwitchState:
         now = self._clock.monotonic()

@@ -30,7 +30,10 @@ dispatches = Table(
     Column("settled_at_ms", BigInteger),
     UniqueConstraint("task_id", "scheduled_at_ms", name="uq_dispatch_fire"),
 )
-Index("ix_dispatches_open", dispatches.c.outcome, dispatches.c.committed_at_ms)
+# Only open rows (the outbox) are indexed: settling a row takes it out.
+_open = dispatches.c.outcome.is_(None)
+Index("ix_dispatches_open", dispatches.c.committed_at_ms, sqlite_where=_open,
+      postgresql_where=_open)  # fmt: skip
 
 reports = Table(
     "reports",

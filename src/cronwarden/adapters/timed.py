@@ -1,0 +1,34 @@
+"""A publish timeout for a bus whose client has none of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from cronwarden.errors import BackendUnavailable
+from cronwarden.ports import Bus
+
+#: Spec 000: a publish that takes longer has failed.
+PUBLISH_TIMEOUT_S = 2.0
+
+
+class TimedBus:
+    """``bus``, with every publish that outlasts ``timeout_s`` turned into a failure.
+
+    The in-process bus needs none (it never waits); a networked bus whose client
+    has no timeout of its own is wrapped in this one.
+    """
+
+    def __init__(self, bus: Bus, timeout_s: float = PUBLISH_TIMEOUT_S) -> None:
+        self._bus = bus
+        self._timeout_s = timeout_s
+
+    async def publish(self, topic: str, payload: Mapping[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._bus.publish(topic, payload)
+        except TimeoutError as err:
+            raise BackendUnavailable(
+                f"bus: no answer to a publish on {topic!r} within {self._timeout_s:g} s"
+            ) from err
