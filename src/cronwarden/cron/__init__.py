@@ -32,13 +32,14 @@ def parse(expr: str, tz: str | tzinfo = "UTC", *, hash_key: str | None = None) -
         raise CronError(f"expression: expected a string, got {type(expr).__name__}")
     if hash_key is not None and not isinstance(hash_key, str):
         raise CronError(f"hash_key: expected a string, got {type(hash_key).__name__}")
+    if hash_key is not None and "h" not in expr.lower():
+        hash_key = None  # no H field: one schedule serves every task with this expression
     return _compile(expr, resolve_zone(tz), hash_key)
 
 
 @lru_cache(maxsize=8192)
 def _compile(expr: str, tz: tzinfo, hash_key: str | None) -> CronSchedule:
-    fields = compile_fields(expr, hash_key if "h" in expr.lower() else None)
-    return CronSchedule(expr, fields, tz, hash_key)
+    return CronSchedule(expr, compile_fields(expr, hash_key), tz, hash_key)
 
 
 def clear_cache() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -27,8 +28,11 @@ from cronwarden.manifest.model import (
     Manifest,
     Settings,
     TaskSpec,
+    accepted_keys,
 )
 from cronwarden.reasons import ReasonCode
+
+TASK_KEYS = accepted_keys(TaskSpec)
 
 #: ARCHITECTURE §4: warn above, reject above.
 CONCURRENCY_WARN, CONCURRENCY_LIMIT = 20, 60
@@ -172,7 +176,7 @@ def _tasks(
         elif _cron_ok(task, settings, where, problems):
             seen.add(task.task_id)
             tasks.append(task)
-            _warn_unknown(task, where, problems)
+            problems.extend(_unknown(entry.keys() - TASK_KEYS, where))
             _warn_defaults(entry, task, where, problems)
     return tasks
 
@@ -227,12 +231,16 @@ def _warn_defaults(
 
 
 def _warn_unknown(model: BaseModel, where: str, problems: list[Problem]) -> None:
-    problems.extend(
+    problems.extend(_unknown(model.model_extra or {}, where))
+
+
+def _unknown(keys: Iterable[Any], where: str) -> list[Problem]:
+    return [
         Problem(
             Level.WARNING, ReasonCode.CRON_RUNNER_UNKNOWN_KEY, where, f"unknown key {key!r} ignored"
         )
-        for key in model.model_extra or {}
-    )
+        for key in sorted(map(str, keys))
+    ]
 
 
 def _invalid(where: str, message: str) -> Problem:

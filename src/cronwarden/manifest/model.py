@@ -10,8 +10,10 @@ own so that one bad entry never takes the others down.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import time
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
@@ -80,8 +82,26 @@ class QuietHours(_Strict):
         return _zone_name(value)
 
 
+#: The value of an absent ``config`` or ``inputs``: one shared read-only mapping, so that
+#: 100,000 tasks do not carry 200,000 empty dicts.
+NOTHING: Mapping[str, Any] = MappingProxyType({})
+_shared: dict[Any, Any] = {}
+
+
+def _share(value: Any) -> Any:
+    """One object for equal strings and tuples that many tasks repeat (expressions,
+    timezones, target lists): a fleet shares a handful of each."""
+    return _shared.setdefault(value, value) if len(_shared) < 65_536 else value
+
+
 class TaskSpec(_Strict):
-    """One scheduled task (spec 000 manifest entry, spec 001 job, spec 003 job)."""
+    """One scheduled task (spec 000 manifest entry, spec 001 job, spec 003 job).
+
+    Keys that are not fields are ignored (the loader warns about each: see
+    :func:`accepted_keys`), not kept on the task.
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
     task_id: str = Field(min_length=1, validation_alias=AliasChoices("task_id", "name"))
     cron_expression: str = Field(
@@ -96,19 +116,29 @@ class TaskSpec(_Strict):
     enabled: bool = True
     timezone: str | None = None
     description: str = ""
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: Mapping[str, Any] = Field(default_factory=lambda: NOTHING)
     misfire_grace_s: float = Field(default=30.0, gt=0, le=86_400)
     catch_up: CatchUp = CatchUp.SKIP
     # spec 003: what a skill job runs
     skill: str | None = None
     persona: str | None = None
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    inputs: Mapping[str, Any] = Field(default_factory=lambda: NOTHING)
     notify: tuple[str, ...] = ()
 
     @field_validator("timezone")
     @classmethod
     def _timezone_known(cls, value: str | None) -> str | None:
-        return None if value is None else _zone_name(value)
+        return None if value is None else _share(_zone_name(value))
+
+    @field_validator("cron_expression", "targets", "notify")
+    @classmethod
+    def _shared_value(cls, value: Any) -> Any:
+        return _share(value)
+
+    @field_validator("config", "inputs")
+    @classmethod
+    def _empty_shared(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        return value or NOTHING
 
 
 class Settings(_Strict):
@@ -150,3 +180,14 @@ class Manifest(Settings):
     def zone_of(self, task: TaskSpec) -> str:
         """The timezone a task's expression is read in: its own, else the manifest's."""
         return task.timezone or self.timezone
+
+
+def accepted_keys(model: type[BaseModel]) -> frozenset[str]:
+    """Every key ``model`` reads: its field names and their aliases."""
+    keys: set[str] = set()
+    for name, info in model.model_fields.items():
+        keys.add(name)
+        alias = info.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        keys.update(choice for choice in choices if isinstance(choice, str))
+    return frozenset(keys)
