@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 from cronwarden.errors import ManifestError
 from cronwarden.manifest import Level, TaskClass, load_manifest, validate_document
 from cronwarden.reasons import ReasonCode
+from cronwarden.services.scheduler import CronRunner
+from cronwarden.testing import FakeClock, memory_dispatcher
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -312,3 +315,18 @@ def test_ten_thousand_random_entries_load_without_crashing() -> None:
     ids = [task.task_id for task in result.manifest.tasks]
     assert len(ids) == len(set(ids))
     assert len(result.problems) >= 10_000 - len(ids)  # every rejected entry says why
+    # and the scheduler runs what was accepted: two simulated hours of ticks
+    clock = FakeClock()
+    runner = CronRunner(result.manifest, memory_dispatcher(clock))
+    runner.start_at(int(clock.now().timestamp() * 1000))
+
+    async def two_hours() -> list[Any]:
+        reports = []
+        for _ in range(120):
+            clock.advance(60)
+            reports.extend(await runner.tick())
+        return reports
+
+    reports = asyncio.run(two_hours())
+    assert reports and {r.task_id for r in reports} <= set(ids)
+    assert all(r.reason_code is not ReasonCode.CRON_RUNNER_BACKEND_FAILED for r in reports)

@@ -40,3 +40,30 @@ def test_failures_and_misses_log_as_warnings(caplog: pytest.LogCaptureFixture) -
             log_report(OperationsReport(event, "t", 0, (), "tr", code))
     assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
     assert not any(hasattr(r, "lock_acquired") for r in caplog.records)
+
+
+def test_loads_and_reloads_log_their_details_and_unrecorded_reports_are_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reload = OperationsReport(EventType.MANIFEST_LOADED, "", 0, (), "tr",
+                              ReasonCode.CRON_RUNNER_MANIFEST_RELOAD_OK,
+                              details={"trigger": "SIGHUP", "added": ["scan"]})  # fmt: skip
+    failed = OperationsReport(EventType.MANIFEST_RELOAD_FAILED, "", 0, (), "tr",
+                              ReasonCode.CRON_RUNNER_MANIFEST_UNREADABLE)  # fmt: skip
+    unrecorded = OperationsReport(
+        EventType.DISPATCHED,
+        "t",
+        0,
+        ("x",),
+        "tr",
+        ReasonCode.CRON_RUNNER_TASK_DISPATCHED,
+        details={"recorded": False, "store_error": "disk full"},
+    )
+    with caplog.at_level(logging.INFO, logger="cronwarden.scheduler"):
+        for report in (reload, failed, unrecorded):
+            log_report(report)
+    lines = [json.loads(JsonFormatter().format(record)) for record in caplog.records]
+    assert [line["level"] for line in lines] == ["INFO", "WARNING", "ERROR"]
+    assert lines[0]["details"] == {"trigger": "SIGHUP", "added": ["scan"]}
+    assert lines[0]["message"] == "CRON_MANIFEST_LOADED - CRON_RUNNER_MANIFEST_RELOAD_OK"
+    assert lines[2]["details"]["store_error"] == "disk full"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import logging
 import secrets
 from collections.abc import Callable
 
@@ -22,6 +23,8 @@ from cronwarden.errors import CronwardenError
 from cronwarden.manifest.model import CatchUp, Manifest, TaskSpec
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.dispatch import Dispatcher, Fire, InFlight
+
+LOGGER = logging.getLogger("cronwarden.scheduler")
 
 #: Past this many misses of one task in one tick, the rest go into one report.
 MISSES_REPORTED_ONE_BY_ONE = 100
@@ -155,8 +158,10 @@ class CronRunner:
                 if since_recover >= RECOVER_EVERY_S:
                     since_recover = 0.0
                     await self.recover()
-            except CronwardenError:
-                pass  # the backend is down; fires report it, and the next round retries
+            except CronwardenError as err:  # fires report it too; the next round retries
+                LOGGER.warning("housekeeping: %s", err, extra={
+                    "reason_code": str(ReasonCode.CRON_RUNNER_BACKEND_FAILED),
+                    "error": f"{err.code}: {err}"})  # fmt: skip
             await self._sleep(HOUSEKEEPING_S, stop)
             since_recover += HOUSEKEEPING_S
 

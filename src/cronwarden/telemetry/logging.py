@@ -1,8 +1,10 @@
 """Structured logs: one JSON object a line, with the fields an operator filters on.
 
-Every outcome is logged by ``cronwarden.scheduler`` with ``reason_code``,
-``task_id``, ``trace_id``, ``event_type`` and, for dispatches, ``lock_acquired``
-(spec 000 ``developer_log``).
+Every report (outcomes, manifest loads and reloads, operator actions) is logged by
+``cronwarden.scheduler`` with ``reason_code``, ``task_id``, ``trace_id``,
+``event_type``, its ``details`` and, for dispatches, ``lock_acquired`` (spec 000
+``developer_log``). Problems the scheduler survives without a report (a backend
+down between fires) are logged with ``reason_code`` and ``error``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from cronwarden.core.report import EventType, OperationsReport
 
 FIELDS = ("event_type", "task_id", "trace_id", "reason_code", "fired_at_ms", "lock_acquired",
-          "lock_mode", "targets", "where")  # fmt: skip
+          "lock_mode", "targets", "where", "details", "error")  # fmt: skip
 LOGGER = logging.getLogger("cronwarden.scheduler")
 
 
@@ -46,10 +48,17 @@ def configure(level: str, json_lines: bool) -> None:
     root.propagate = False
 
 
+_WARN = (EventType.FAILED, EventType.MISSED, EventType.MANIFEST_RELOAD_FAILED)
+
+
 def log_report(report: OperationsReport) -> None:
-    """One log line for one outcome, at WARNING for failures and misses, else INFO."""
-    bad = report.event_type in (EventType.FAILED, EventType.MISSED)
-    extra = {
+    """One log line for one report (an outcome, a load, an operator's action), with its
+    details: WARNING for failures, misses and failed reloads, ERROR for a report the
+    store refused (``recorded: false``), else INFO."""
+    level = logging.WARNING if report.event_type in _WARN else logging.INFO
+    if report.details.get("recorded") is False:
+        level = logging.ERROR
+    extra: dict[str, Any] = {
         "event_type": str(report.event_type),
         "task_id": report.task_id,
         "trace_id": report.trace_id,
@@ -60,8 +69,10 @@ def log_report(report: OperationsReport) -> None:
     }
     if report.event_type is EventType.DISPATCHED:
         extra["lock_acquired"] = True
-    LOGGER.log(logging.WARNING if bad else logging.INFO, "%s %s %s", report.event_type,
-               report.task_id, report.reason_code, extra=extra)  # fmt: skip
+    if report.details:
+        extra["details"] = report.details
+    LOGGER.log(level, "%s %s %s", report.event_type, report.task_id or "-", report.reason_code,
+               extra=extra)  # fmt: skip
 
 
 def log_problem(level: str, code: str, where: str, message: str) -> None:
