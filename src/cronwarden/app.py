@@ -130,7 +130,7 @@ async def run_scheduler(
     api = create_app(observe.metrics, observe.snapshot, force)
     server = _HttpServer(api) if http else None
     served = asyncio.ensure_future(server.serve(sockets=[http])) if server and http else None
-    runner.start_at(_ms(clock))
+    runner.start_at(_ms(clock), await store.last_recorded())  # what passed while stopped
     # The manifest, the heap and the compiled schedules live as long as the process:
     # keep them out of the cycle collector's full passes, which would otherwise stall
     # a busy tick for tens of milliseconds with 100,000 tasks.

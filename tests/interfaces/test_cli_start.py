@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from subprocess import CompletedProcess
+from typing import Any
 
 Run = Callable[..., CompletedProcess[str]]  # the `cli` fixture of conftest.py
 
@@ -272,3 +273,37 @@ def test_json_logs_carry_one_outcome_a_line(tmp_path: Path, cli: Run) -> None:
     dispatched = [line for line in lines if line.get("event_type") == "CRON_TASK_DISPATCHED"]
     assert dispatched and all(line["lock_acquired"] is True for line in dispatched)
     assert {"ts", "level", "task_id", "trace_id", "reason_code"} <= set(dispatched[0])
+
+
+def test_a_killed_scheduler_restarts_where_it_stopped(tmp_path: Path, cli: Run) -> None:
+    manifest = tmp_path / "cronwarden.yaml"
+    manifest.write_text(
+        "tasks:\n"
+        "  - {task_id: steady, cron: '* * * * * *', targets: [ops.a], task_class: health}\n"
+        "  - {task_id: strict, cron: '* * * * * *', targets: [ops.b], task_class: health,\n"
+        "     misfire_grace_s: 1}\n"
+    )
+
+    def reports(task_id: str) -> list[dict[str, Any]]:
+        found = cli("history", task_id, "--manifest", str(manifest), "--json", "--limit", "999")
+        return list(json.loads(found.stdout))
+
+    with _daemon(manifest) as first:
+        deadline = time.monotonic() + 30
+        while len(reports("strict")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        first.kill()  # no clean stop: whatever was in flight stays in flight
+        first.wait(timeout=30)
+    time.sleep(3)  # instants pass while nothing runs
+    done = cli("start", "--manifest", str(manifest), "--for", "2.5")
+    assert done.returncode == 0, done.stderr
+    for task_id in ("steady", "strict"):
+        found = reports(task_id)
+        dispatched = [r["fired_at_ms"] for r in found if r["event_type"] == "CRON_TASK_DISPATCHED"]
+        assert len(dispatched) == len(set(dispatched)), f"{task_id}: an instant ran twice"
+        instants = sorted({r["fired_at_ms"] for r in found})
+        assert instants == list(range(instants[0], instants[-1] + 1000, 1000)), "a silent gap"
+    missed = [r for r in reports("strict") if r["event_type"] == "CRON_TASK_MISSED"]
+    assert len(missed) >= 2  # the downtime, past the 1 s grace: recorded, not fired late
+    late = [r for r in reports("steady") if r["event_type"] != "CRON_TASK_DISPATCHED"]
+    assert all(r["reason_code"] == "CRON_RUNNER_DUPLICATE_FIRE" for r in late)  # inside grace

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import given, settings
@@ -155,7 +156,7 @@ def test_every_instant_ends_in_exactly_one_outcome(
     outcomes: Counter[int] = Counter()
     for report in reports:
         if "missed_count" in report.details:  # one report standing for a run of misses
-            run = instants(report.fired_at_ms / 1000, report.details["missed_until_ms"] / 1000)
+            run = instants(report.details["missed_from_ms"] / 1000, report.fired_at_ms / 1000)
             assert len(run) == report.details["missed_count"]
             outcomes.update(run)
         else:
@@ -227,3 +228,46 @@ def test_the_run_loop_settles_a_fire_an_earlier_instance_left_open() -> None:
     (recovered,) = asyncio.run(scenario())
     assert recovered.event_type is EventType.DISPATCHED
     assert recovered.details == {"recovered_from": "gone:1"}
+
+
+def _restarted(task: dict[str, Any], clock: FakeClock, stopped_s: int) -> list[OperationsReport]:
+    """The first tick of a runner whose task last had an instant recorded ``stopped_s`` ago."""
+    manifest = validate_document({"tasks": [task]}).manifest
+    runner = CronRunner(manifest, memory_dispatcher(clock))
+    now_ms = int(clock.now().timestamp() * 1000)
+    runner.start_at(now_ms, {task["task_id"]: now_ms - stopped_s * 1000})
+    return asyncio.run(runner.tick())
+
+
+def test_a_restart_records_what_passed_while_no_scheduler_ran() -> None:
+    clock = FakeClock(datetime(2026, 3, 2, 9, 0, 10, tzinfo=UTC))  # 10 s after 09:00
+    hourly = {"task_id": "hourly", "cron": "0 * * * *", "targets": ["t"]}
+    reports = _restarted(hourly, clock, stopped_s=3 * 3600 + 10)  # last recorded: 06:00
+    assert [(r.event_type, r.fired_at_ms // 1000 % 86_400 // 3600) for r in reports] == [
+        (EventType.MISSED, 7), (EventType.MISSED, 8),
+        (EventType.DISPATCHED, 9),  # 10 s late: inside its 30 s grace
+    ]  # fmt: skip
+
+
+def test_a_restart_catches_up_once_when_asked() -> None:
+    clock = FakeClock(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+    task = {"task_id": "hourly", "cron": "0 * * * *", "targets": ["t"], "catch_up": "once"}
+    reports = _restarted(task, clock, stopped_s=3 * 3600 + 1800)
+    assert [(r.event_type, r.details) for r in reports] == [
+        (EventType.MISSED, {}), (EventType.MISSED, {}),
+        (EventType.DISPATCHED, {"catch_up": True}),  # 09:00, the latest missed
+    ]  # fmt: skip
+
+
+def test_instants_older_than_the_restart_look_back_get_one_report() -> None:
+    clock = FakeClock(datetime(2026, 3, 5, 12, 30, tzinfo=UTC))
+    hourly = {"task_id": "hourly", "cron": "0 * * * *", "targets": ["t"]}
+    reports = _restarted(hourly, clock, stopped_s=3 * 86_400)  # stopped three days ago
+    lost, *rest = reports
+    assert lost.details["scheduler_stopped"] and "not_counted" in lost.details
+    assert (lost.details["missed_from_ms"], lost.fired_at_ms) == (
+        int(datetime(2026, 3, 2, 13, tzinfo=UTC).timestamp() * 1000),
+        int(datetime(2026, 3, 4, 12, tzinfo=UTC).timestamp() * 1000),
+    )
+    assert len(rest) == 24 and {r.event_type for r in rest} == {EventType.MISSED}
+    assert rest[0].fired_at_ms == int(datetime(2026, 3, 4, 13, tzinfo=UTC).timestamp() * 1000)

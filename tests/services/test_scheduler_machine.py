@@ -99,8 +99,8 @@ class SchedulerMachine(RuleBasedStateMachine):
                 continue  # an operator's fire: not one of the schedule's instants
             life = self.lives[report.task_id]
             if "missed_count" in report.details:  # one report for a run of misses
-                run = _instants(life.expression, report.fired_at_ms // 1000 - 1,
-                                report.details["missed_until_ms"] // 1000)  # fmt: skip
+                run = _instants(life.expression, report.details["missed_from_ms"] // 1000 - 1,
+                                report.fired_at_ms // 1000)  # fmt: skip
                 assert len(run) == report.details["missed_count"]
                 life.outcomes.update(run)
             else:

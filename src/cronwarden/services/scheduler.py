@@ -15,7 +15,8 @@ import contextlib
 import heapq
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import CronSchedule, parse
@@ -36,6 +37,9 @@ MAX_SLEEP_S = 1.0
 #: Fires due together go through the pipeline in batches of this many (two store
 #: transactions each), so that the first reports land before the last fire is decided.
 BATCH = 512
+#: At start, instants missed while no scheduler ran are gone through one by one back to
+#: this far; older ones get one report per task.
+RESTART_LOOKBACK_MS = 24 * 3600 * 1000
 #: How often the claims of fires in flight are renewed and the outbox is swept.
 HOUSEKEEPING_S = 1.0
 RECOVER_EVERY_S = 5.0
@@ -74,14 +78,43 @@ class CronRunner:
         self._in_flight = InFlight(manifest.max_concurrent_tasks)
         self._tasks, self._schedules = _compile(manifest)
         self._heap: list[tuple[int, str]] = []
+        self._lost: list[OperationsReport] = []  # misses found at start, recorded at once
         self._started = False
 
-    def start_at(self, now_ms: int) -> None:
-        """Put every task's first instant strictly after ``now_ms`` on the heap."""
+    def start_at(self, now_ms: int, last_recorded: Mapping[str, int] | None = None) -> None:
+        """Put every task's first instant on the heap: the first after ``now_ms``, or, for
+        a task with an instant recorded by an earlier run (``last_recorded``: task id →
+        its latest recorded instant), the first after that one.
+
+        Instants that passed while no scheduler ran are then due at once, and the first
+        tick treats them like any late instant: fired inside their grace, recorded as
+        missed past it (``catch_up: once`` fires the latest). Only the last
+        :data:`RESTART_LOOKBACK_MS` is gone through one by one; instants before it get
+        one report for the lot.
+        """
         self._heap = []
+        self._lost = []
+        horizon_ms = now_ms - RESTART_LOOKBACK_MS
         for task_id, schedule in self._schedules.items():
-            self._push(task_id, schedule.next_instant(now_ms / 1000))
+            after_ms = (last_recorded or {}).get(task_id, now_ms)
+            if after_ms < horizon_ms:
+                self._lost.extend(self._lost_before(task_id, after_ms, horizon_ms))
+                after_ms = horizon_ms
+            # a record later than now (the clock was set back since) is resumed after too:
+            # an instant is never gone through twice
+            self._push(task_id, schedule.next_instant(after_ms / 1000))
         self._started = True
+
+    def _lost_before(self, task_id: str, after_ms: int, until_ms: int) -> list[OperationsReport]:
+        """One report for the instants of ``task_id`` in ``(after_ms, until_ms]``, if any."""
+        schedule = self._schedules[task_id]
+        first, last = schedule.next_instant(after_ms / 1000), schedule.prev_instant(
+            until_ms / 1000 + 0.001)  # fmt: skip
+        if first is None or last is None or first > last:
+            return []
+        details = {"missed_from_ms": first * 1000, "scheduler_stopped": True,
+                   "not_counted": "older than the restart look-back"}  # fmt: skip
+        return [self._missed(self._tasks[task_id], last * 1000, details)]
 
     def replace(self, manifest: Manifest, now_ms: int) -> dict[str, list[str]]:
         """Swap in a new manifest at once; return the task ids added, removed and changed.
@@ -176,7 +209,7 @@ class CronRunner:
         """Run every instant that is due now; return the reports, misses first, in order."""
         now_ms = self._now_ms()
         fires: list[Fire] = []
-        misses: list[OperationsReport] = []
+        misses, self._lost = self._lost, []
         while self._heap and self._heap[0][0] <= now_ms:
             scheduled_ms, task_id = heapq.heappop(self._heap)
             missed, caught_up, to_fire = self._split(
@@ -232,11 +265,13 @@ class CronRunner:
         reports = [self._missed(task, at, {}) for at in missed[:MISSES_REPORTED_ONE_BY_ONE]]
         rest = missed[MISSES_REPORTED_ONE_BY_ONE:]
         if rest:
-            reports.append(self._missed(task, rest[0], {"missed_count": len(rest),
-                                                       "missed_until_ms": rest[-1]}))  # fmt: skip
+            # stamped with the last instant of the run, so that the latest recorded instant
+            # of a task is always the newest fired_at_ms (a restart resumes after it)
+            reports.append(self._missed(task, rest[-1], {"missed_count": len(rest),
+                                                        "missed_from_ms": rest[0]}))  # fmt: skip
         return reports
 
-    def _missed(self, task: TaskSpec, at_ms: int, details: dict[str, int]) -> OperationsReport:
+    def _missed(self, task: TaskSpec, at_ms: int, details: dict[str, Any]) -> OperationsReport:
         return OperationsReport(
             event_type=EventType.MISSED,
             task_id=task.task_id,

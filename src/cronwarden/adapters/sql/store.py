@@ -39,6 +39,10 @@ from cronwarden.ports import DispatchRow, Outcome
 
 T = TypeVar("T")
 
+#: The reports that are the outcome of a fire (the rest are loads and operator actions).
+OUTCOME_EVENTS = ("CRON_TASK_DISPATCHED", "CRON_TASK_FAILED", "CRON_TASK_SUPPRESSED",
+                  "CRON_TASK_MISSED")  # fmt: skip
+
 
 def sqlite_url(state_dir: Path) -> str:
     """The embedded default: ``state.db`` in ``state_dir`` (created when missing)."""
@@ -223,10 +227,23 @@ class SqlStore:
 
         return await self._run(work)
 
+    async def last_recorded(self) -> dict[str, int]:
+        """Per task, the latest scheduled instant with a recorded outcome: where a
+        restarted scheduler resumes."""
+        statement = (
+            select(reports.c.task_id, func.max(reports.c.fired_at_ms))
+            .where(reports.c.event_type.in_(OUTCOME_EVENTS))
+            .group_by(reports.c.task_id)
+        )
+
+        def work() -> dict[str, int]:
+            with self._engine.connect() as conn:
+                return {task_id: int(at) for task_id, at in conn.execute(statement) if task_id}
+
+        return await self._run(work)
+
     async def task_summaries(self) -> dict[str, dict[str, Any]]:
         """Per task: dispatched and failed counts, and the latest fire outcome."""
-        outcome_events = ("CRON_TASK_DISPATCHED", "CRON_TASK_FAILED", "CRON_TASK_SUPPRESSED",
-                          "CRON_TASK_MISSED")  # fmt: skip
         counts = (
             select(
                 reports.c.task_id,
@@ -234,7 +251,7 @@ class SqlStore:
                 func.sum(case((reports.c.event_type == "CRON_TASK_FAILED", 1), else_=0)),
                 func.max(reports.c.id),
             )
-            .where(reports.c.event_type.in_(outcome_events))
+            .where(reports.c.event_type.in_(OUTCOME_EVENTS))
             .group_by(reports.c.task_id)
         )
 
