@@ -24,7 +24,7 @@ from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.errors import CronwardenError, ManifestError
 from cronwarden.interfaces.api.app import create_app
 from cronwarden.manifest import LoadResult, Manifest, load_manifest
-from cronwarden.ports import Clock, Store
+from cronwarden.ports import Clock
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.dispatch import Dispatcher
 from cronwarden.services.health import CronHealth
@@ -102,7 +102,6 @@ async def run_scheduler(
     namespace = str(result.manifest.metrics.get("namespace", "cronwarden"))
     observe = Observers(clock, namespace, on_report)
     on_report = observe.report
-    await _record(store, clock, on_report, _loaded_report(result, _ms(clock), "start", {}))
     controls = Cached(SqlKillSwitch(store), SqlPauses(store), clock)
     dispatcher = Dispatcher(
         clock=clock,
@@ -116,7 +115,8 @@ async def run_scheduler(
     runner = CronRunner(result.manifest, dispatcher, on_report=on_report)
     observe.health.next_fire_ms = runner.next_due_ms
     observe.task_class = runner.task_class
-    reloader = Reloader(manifest_path, runner, store, clock, on_report)
+    await runner.record(_loaded_report(result, _ms(clock), "start", {}))
+    reloader = Reloader(manifest_path, runner, clock)
     if handle_sighup:
         asyncio.get_running_loop().add_signal_handler(
             signal.SIGHUP, lambda: asyncio.ensure_future(reloader.reload("SIGHUP"))
@@ -203,16 +203,8 @@ class Reloader:
     """Re-reads the manifest on demand; a valid one replaces the running one at once,
     an unreadable one keeps the last good manifest running. Either way, a report."""
 
-    def __init__(
-        self,
-        path: Path,
-        runner: CronRunner,
-        store: Store,
-        clock: Clock,
-        on_report: Callable[[OperationsReport], None],
-    ) -> None:
-        self._path, self._runner, self._store = path, runner, store
-        self._clock, self._on_report = clock, on_report
+    def __init__(self, path: Path, runner: CronRunner, clock: Clock) -> None:
+        self._path, self._runner, self._clock = path, runner, clock
 
     async def reload(self, trigger: str) -> OperationsReport:
         now_ms = _ms(self._clock)
@@ -223,8 +215,7 @@ class Reloader:
         else:
             diff = self._runner.replace(result.manifest, now_ms)
             report = _loaded_report(result, now_ms, trigger, diff)
-        await _record(self._store, self._clock, self._on_report, report)
-        return report
+        return await self._runner.record(report)
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Reload whenever the manifest file is written (editors that replace it included)."""
@@ -235,14 +226,6 @@ class Reloader:
             stop_event=stop,
         ):
             await self.reload("file watch")
-
-
-async def _record(
-    store: Store, clock: Clock, on_report: Callable[[OperationsReport], None],
-    report: OperationsReport,
-) -> None:  # fmt: skip
-    await store.add_report(report.to_dict(), _ms(clock))
-    on_report(report)
 
 
 def _ms(clock: Clock) -> int:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronwarden.adapters.memory import MemoryStore
+from cronwarden.adapters.memory import LocalBus, MemoryStore
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import parse
 from cronwarden.errors import BackendUnavailable
 from cronwarden.manifest import validate_document
 from cronwarden.ports import DispatchRow
 from cronwarden.reasons import ReasonCode
+from cronwarden.services.dispatch import REPORTS_TOPIC
 from cronwarden.services.scheduler import CronRunner
 from cronwarden.testing import FakeClock, memory_dispatcher
 
@@ -271,3 +274,46 @@ def test_instants_older_than_the_restart_look_back_get_one_report() -> None:
     )
     assert len(rest) == 24 and {r.event_type for r in rest} == {EventType.MISSED}
     assert rest[0].fired_at_ms == int(datetime(2026, 3, 4, 13, tzinfo=UTC).timestamp() * 1000)
+
+
+def test_every_report_is_also_published_on_the_reports_topic() -> None:
+    clock = FakeClock()
+    bus = LocalBus()
+    manifest = validate_document({"tasks": [_every_second()]}).manifest
+    runner = CronRunner(manifest, memory_dispatcher(clock, bus=bus))
+    runner.start_at(int(clock.now().timestamp() * 1000))
+    reports = _ticks(runner, clock, [("advance", 1), ("advance", 1)])
+    assert list(bus.messages[REPORTS_TOPIC]) == [r.to_dict() for r in reports]
+
+
+def test_a_bus_refusing_reports_costs_a_warning_not_the_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class TriggersOnly(LocalBus):
+        async def publish(self, topic: str, payload: Any) -> None:
+            if topic == REPORTS_TOPIC:
+                raise BackendUnavailable("bus: ops.reports is full")
+            await super().publish(topic, payload)
+
+    clock, store = FakeClock(), MemoryStore()
+    manifest = validate_document({"tasks": [_every_second()]}).manifest
+    runner = CronRunner(manifest, memory_dispatcher(clock, bus=TriggersOnly(), store=store))
+    runner.start_at(int(clock.now().timestamp() * 1000))
+    with caplog.at_level(logging.WARNING, logger="cronwarden.scheduler"):
+        (report,) = _ticks(runner, clock, [("advance", 1)])
+    assert report.event_type is EventType.DISPATCHED
+    assert len(asyncio.run(store.reports())) == 1
+    assert "1 reports not published on ops.reports" in caplog.text
+
+
+def test_reports_older_than_the_retention_are_pruned() -> None:
+    clock, store = FakeClock(), MemoryStore()
+    now_ms = int(clock.now().timestamp() * 1000)
+    day_ms = 86_400_000
+    for age_days in (40, 29, 1):
+        asyncio.run(store.add_report({"report_id": f"r{age_days}", "event_type": "E"},
+                                     now_ms - age_days * day_ms))  # fmt: skip
+    manifest = validate_document({"retention_days": 30, "tasks": [_every_second()]}).manifest
+    runner = CronRunner(manifest, memory_dispatcher(clock, store=store))
+    assert asyncio.run(runner.prune()) == 1
+    assert [r["report_id"] for r in asyncio.run(store.reports())] == ["r1", "r29"]

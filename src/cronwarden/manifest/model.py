@@ -149,6 +149,8 @@ class Settings(_Strict):
     state_dir: str | None = None
     artifacts_dir: str | None = None
     log_level: str = "info"
+    #: Reports and settled dispatch rows older than this are pruned, once a day.
+    retention_days: int = Field(default=365, ge=1, le=36_500)
     quiet_hours: tuple[QuietHours, ...] = ()
     # Sections of later components, kept as written until those components validate them.
     targets: dict[str, Any] = Field(default_factory=dict)

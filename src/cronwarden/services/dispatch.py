@@ -12,6 +12,7 @@ that stopped between commit and settle is picked up by :meth:`Dispatcher.recover
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,10 @@ from cronwarden.ports import Bus, Clock, DispatchRow, KillSwitch, Lock, Outcome,
 from cronwarden.reasons import ReasonCode
 
 TRIGGER_TOPIC = "cron.trigger"
+#: Every recorded report is also published here (ARCHITECTURE §1), best effort: the
+#: audit log in the store is the record.
+REPORTS_TOPIC = "ops.reports"
+LOGGER = logging.getLogger("cronwarden.scheduler")
 
 _OUTCOME_EVENT = {
     Outcome.PUBLISHED: (EventType.DISPATCHED, ReasonCode.CRON_RUNNER_TASK_DISPATCHED),
@@ -211,6 +216,18 @@ class Dispatcher:
             failure = {"recorded": False, "store_error": f"{err.code}: {err}"}
             return [r.with_details(**failure) for r in reports]
         return reports
+
+    async def announce(self, reports: Sequence[OperationsReport]) -> None:
+        """Publish ``reports`` on :data:`REPORTS_TOPIC`, one attempt each; a bus that
+        refuses ends the round with one warning (the reports are in the store)."""
+        for sent, report in enumerate(reports):
+            try:
+                await self.bus.publish(REPORTS_TOPIC, report.to_dict())
+            except BackendUnavailable as err:
+                unsent = len(reports) - sent
+                LOGGER.warning("%d reports not published on %s: %s", unsent, REPORTS_TOPIC, err,
+                               extra={"error": f"{err.code}: {err}"})  # fmt: skip
+                return
 
     # -- steps ----------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ RESTART_LOOKBACK_MS = 24 * 3600 * 1000
 #: How often the claims of fires in flight are renewed and the outbox is swept.
 HOUSEKEEPING_S = 1.0
 RECOVER_EVERY_S = 5.0
+PRUNE_EVERY_S = 86_400.0
 
 
 def new_trace_id() -> str:
@@ -148,7 +149,7 @@ class CronRunner:
         report = await self._dispatcher.fire(
             task, self._now_ms(), self._trace_id(), (), forced=forced
         )
-        self._on_report(report)
+        await self._seen([report])
         return report
 
     def task_class(self, task_id: str) -> str:
@@ -184,26 +185,40 @@ class CronRunner:
             pending.cancel()
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
-        since_recover = RECOVER_EVERY_S  # sweep once at start: a previous run may have died
+        """Renew claims every round; sweep the outbox every few seconds and prune the
+        store once a day, both also at start (a previous run may have died)."""
+        last_recover = last_prune = None
         while not stop.is_set():
+            now = self._clock.monotonic()
             try:
                 await self._dispatcher.renew_claims()
-                if since_recover >= RECOVER_EVERY_S:
-                    since_recover = 0.0
+                if last_recover is None or now - last_recover >= RECOVER_EVERY_S:
+                    last_recover = now
                     await self.recover()
+                if last_prune is None or now - last_prune >= PRUNE_EVERY_S:
+                    last_prune = now
+                    await self.prune()
             except CronwardenError as err:  # fires report it too; the next round retries
                 LOGGER.warning("housekeeping: %s", err, extra={
                     "reason_code": str(ReasonCode.CRON_RUNNER_BACKEND_FAILED),
                     "error": f"{err.code}: {err}"})  # fmt: skip
             await self._sleep(HOUSEKEEPING_S, stop)
-            since_recover += HOUSEKEEPING_S
+
+    async def prune(self) -> int:
+        """Drop reports and settled rows older than the manifest's ``retention_days``."""
+        cutoff_ms = self._now_ms() - self._manifest.retention_days * 86_400_000
+        pruned = await self._dispatcher.store.prune(cutoff_ms)
+        if pruned:
+            LOGGER.info("pruned %d records older than %d days", pruned,
+                        self._manifest.retention_days)  # fmt: skip
+        return pruned
 
     async def recover(self) -> list[OperationsReport]:
         """Settle fires that an instance committed and never settled (the outbox)."""
         grace = {tid: task.misfire_grace_s * 1000 for tid, task in self._tasks.items()}
         orphaned_after_ms = 2 * self._dispatcher.claim_ttl_ms
         reports = await self._dispatcher.recover(grace, orphaned_after_ms)
-        return self._seen(reports)
+        return await self._seen(reports)
 
     async def tick(self) -> list[OperationsReport]:
         """Run every instant that is due now; return the reports, misses first, in order."""
@@ -219,19 +234,27 @@ class CronRunner:
             misses.extend(self._miss_reports(task, missed))
             fires.extend(Fire(task, at, self._trace_id(), catch_up=True) for at in caught_up)
             fires.extend(Fire(task, at, self._trace_id()) for at in to_fire)
-        reports = self._seen(await self._dispatcher.record(misses)) if misses else []
+        reports = await self._seen(await self._dispatcher.record(misses)) if misses else []
         windows = self._manifest.quiet_hours  # as of now
         for start in range(0, len(fires), BATCH):
             batch = fires[start : start + BATCH]
-            reports += self._seen(
+            reports += await self._seen(
                 await self._dispatcher.fire_batch(batch, windows, self._in_flight)
             )
         return reports
 
-    def _seen(self, reports: list[OperationsReport]) -> list[OperationsReport]:
+    async def _seen(self, reports: list[OperationsReport]) -> list[OperationsReport]:
+        """Hand each report to ``on_report``, then publish them on the reports topic."""
         for report in reports:
             self._on_report(report)
+        await self._dispatcher.announce(reports)
         return reports
+
+    async def record(self, report: OperationsReport) -> OperationsReport:
+        """Store, hand on and publish a report that is not a fire's (a load, a reload)."""
+        (recorded,) = await self._dispatcher.record([report])
+        await self._seen([recorded])
+        return recorded
 
     # -- steps ----------------------------------------------------------------------
 
