@@ -1,0 +1,1 @@
+"""Workers: what runs when a trigger arrives (issue: workers)."""

@@ -1,0 +1,126 @@
+"""Run one command attempt: its own process group, output streamed to files, a timeout
+that stops the whole group (SIGTERM, then SIGKILL after a grace), and the output's tail.
+
+A job that prints a gigabyte costs the worker nothing: the child writes straight into
+``stdout.log`` / ``stderr.log``; only the last :data:`TAIL_BYTES` are read back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+#: How much of the end of stdout and stderr a run record keeps.
+TAIL_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """How one attempt ended. ``exit_code`` is ``None`` when it was stopped or never ran."""
+
+    status: str  # succeeded | failed | timed_out | cancelled
+    exit_code: int | None
+    duration_ms: int
+    stdout_tail: str
+    stderr_tail: str
+    error: str = ""
+
+
+async def run_command(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None,
+    out_dir: Path,
+    timeout_s: float,
+    kill_grace_s: float = 5.0,
+    shell: bool = False,
+) -> CommandResult:
+    """Run ``argv`` (a shell line only when ``shell``) with output in ``out_dir``.
+
+    Stopping the group on timeout or cancellation reaches every descendant that stayed
+    in it; the result says ``timed_out`` or ``cancelled``. Cancellation is re-raised
+    after the group is gone.
+    """
+    started = time.monotonic()
+    out, err = await asyncio.to_thread(_open_logs, out_dir)
+    with out, err:
+        try:
+            if shell:
+                process = await asyncio.create_subprocess_shell(
+                    " ".join(argv), stdout=out, stderr=err, cwd=cwd, env=dict(env),
+                    start_new_session=True)  # fmt: skip
+            else:
+                process = await asyncio.create_subprocess_exec(
+                    *argv, stdout=out, stderr=err, cwd=cwd, env=dict(env),
+                    start_new_session=True)  # fmt: skip
+        except OSError as failure:  # not found, not executable, bad cwd
+            return await _result(out_dir, "failed", None, started, f"cannot start: {failure}")
+        try:
+            code = await asyncio.wait_for(process.wait(), timeout_s)
+        except TimeoutError:
+            await _stop_group(process, kill_grace_s)
+            why = f"no exit within {timeout_s:g} s: process group stopped"
+            return await _result(out_dir, "timed_out", None, started, why)
+        except asyncio.CancelledError:
+            await _stop_group(process, kill_grace_s)
+            raise
+        finally:
+            _reap_group(process.pid)
+    status = "succeeded" if code == 0 else "failed"
+    return await _result(out_dir, status, code, started, "" if code == 0 else f"exit code {code}")
+
+
+def _open_logs(out_dir: Path) -> tuple[BinaryIO, BinaryIO]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return open(out_dir / "stdout.log", "wb"), open(out_dir / "stderr.log", "wb")
+
+
+async def _stop_group(process: asyncio.subprocess.Process, grace_s: float) -> None:
+    """SIGTERM to the group, SIGKILL to what is left after ``grace_s``."""
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), grace_s)
+    except TimeoutError:
+        pass
+    _signal_group(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        await process.wait()
+
+
+def _reap_group(pgid: int) -> None:
+    """Descendants left in the group once its leader is gone are killed: no orphans."""
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _result(
+    out_dir: Path, status: str, code: int | None, started: float, error: str
+) -> CommandResult:
+    duration_ms = int((time.monotonic() - started) * 1000)
+    stdout, stderr = await asyncio.to_thread(
+        lambda: (tail(out_dir / "stdout.log"), tail(out_dir / "stderr.log"))
+    )
+    return CommandResult(status, code, duration_ms, stdout, stderr, error)
+
+
+def tail(path: Path, size: int = TAIL_BYTES) -> str:
+    """The last ``size`` bytes of ``path`` as text (invalid UTF-8 replaced)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(handle.tell() - size, 0))
+            return handle.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
