@@ -54,6 +54,21 @@ def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def instance_gone(owner: str) -> bool:
+    """Whether ``owner`` (an :func:`instance_name`) was a process of this host that no
+    longer exists: its unsettled fires can be taken over at once."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 def event_report(
     event: EventType, code: ReasonCode, now_ms: int, details: dict[str, Any], task_id: str = ""
 ) -> OperationsReport:
@@ -111,6 +126,7 @@ async def run_scheduler(
         store=store,
         pauses=controls,
         owner=instance_name(),
+        owner_gone=instance_gone,
     )
     runner = CronRunner(result.manifest, dispatcher, on_report=on_report)
     observe.health.next_fire_ms = runner.next_due_ms

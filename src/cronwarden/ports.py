@@ -24,8 +24,9 @@ class Clock(Protocol):
         """Seconds on a clock that never jumps; only differences mean anything."""
         ...
 
-    async def sleep(self, seconds: float) -> None:
-        """Return after ``seconds`` of this clock's time have passed."""
+    async def sleep(self, seconds: float, *, precise: bool = False) -> None:
+        """Return after ``seconds`` of this clock's time have passed; ``precise`` asks to
+        wake as close to the deadline as the clock can (a fire is due then)."""
         ...
 
 
@@ -115,7 +116,7 @@ class DispatchRow:
     owner: str
     targets: tuple[str, ...]
     outcome: Outcome | None = None
-    committed_at_ms: int = 0
+    touched_at_ms: int = 0  # when its owner last said it is still working on it
 
 
 class Store(Protocol):
@@ -136,22 +137,29 @@ class Store(Protocol):
 
     async def settle(
         self,
+        owner: str,
         outcomes: Sequence[tuple[str, int, Outcome]],
         reports: Sequence[Mapping[str, Any]],
         now_ms: int,
     ) -> None:
-        """In one transaction: close rows ``(task_id, scheduled_at_ms, outcome)`` and append
-        ``reports`` (OperationsReports, their wire shape) to the log."""
+        """In one transaction: close ``owner``'s open rows ``(task_id, scheduled_at_ms,
+        outcome)`` and append ``reports`` (OperationsReports, their wire shape) to the log.
+        A row that is no longer open or no longer ``owner``'s is left as it is."""
         ...
 
-    async def open_rows(self, committed_before_ms: int) -> list[DispatchRow]:
-        """Rows committed before ``committed_before_ms`` that have no outcome: fires whose
-        instance stopped between commit and settle (the outbox), oldest instant first."""
+    async def touch(self, owner: str, keys: Sequence[tuple[str, int]], now_ms: int) -> None:
+        """Say that ``owner`` is still working on its open rows ``keys`` (a heartbeat)."""
+        ...
+
+    async def open_rows(self, untouched_since_ms: int) -> list[DispatchRow]:
+        """Open rows (no outcome) that their owner has not touched since
+        ``untouched_since_ms``: fires whose instance stopped between commit and settle
+        (the outbox), oldest instant first."""
         ...
 
     async def adopt(self, row: DispatchRow, owner: str, now_ms: int) -> bool:
         """Take over an open row as ``owner``; ``True`` for exactly one caller, and only
-        while the row is still open and still held by ``row.owner``."""
+        while the row is open, held by ``row.owner`` and untouched since it was read."""
         ...
 
     async def add_report(self, report: Mapping[str, Any], recorded_at_ms: int) -> None:

@@ -13,6 +13,7 @@ from cronwarden.adapters.memory import (
     MemoryPauses,
     MemoryStore,
 )
+from cronwarden.ports import Bus
 from cronwarden.services.dispatch import Dispatcher
 
 
@@ -35,7 +36,7 @@ class FakeClock:
     def monotonic(self) -> float:
         return self._monotonic
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, *, precise: bool = False) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
@@ -60,7 +61,7 @@ def memory_dispatcher(
     clock: FakeClock,
     *,
     lock: MemoryLock | None = None,
-    bus: LocalBus | None = None,
+    bus: Bus | None = None,
     store: MemoryStore | None = None,
     owner: str = "a",
 ) -> Dispatcher:

@@ -58,12 +58,14 @@ def test_open_rows_form_the_outbox_until_settled(store: Store) -> None:
         await store.commit_dispatches([_row(at=1_000)], 10)
         await store.commit_dispatches([_row(at=2_000), _row(at=3_000)], 20)
         report = {"report_id": "r", "event_type": "CRON_TASK_DISPATCHED", "task_id": "t"}
-        await store.settle([("t", 1_000, Outcome.PUBLISHED), ("t", 3_000, Outcome.FAILED)],
+        await store.settle("a", [("t", 1_000, Outcome.PUBLISHED), ("t", 3_000, Outcome.FAILED)],
                            [report], 30)  # fmt: skip
-        waiting = await store.open_rows(committed_before_ms=100)
-        assert [(r.task_id, r.scheduled_at_ms, r.targets, r.owner, r.committed_at_ms)
+        waiting = await store.open_rows(untouched_since_ms=100)
+        assert [(r.task_id, r.scheduled_at_ms, r.targets, r.owner, r.touched_at_ms)
                 for r in waiting] == [("t", 2_000, ("x", "y"), "a", 20)]  # fmt: skip
-        assert await store.open_rows(committed_before_ms=20) == []
+        assert await store.open_rows(untouched_since_ms=20) == []
+        await store.touch("a", [("t", 2_000)], 90)  # its owner is still at it
+        assert await store.open_rows(untouched_since_ms=90) == []
         assert [r["report_id"] for r in await store.reports()] == ["r"]
 
     asyncio.run(scenario())
@@ -76,9 +78,11 @@ def test_exactly_one_instance_adopts_an_open_row(store: Store) -> None:
         wins = await asyncio.gather(*(store.adopt(row, f"i{n}", 200) for n in range(5)))
         assert sorted(wins) == [False] * 4 + [True]
         (adopted,) = await store.open_rows(1_000)
-        assert adopted.owner == f"i{wins.index(True)}" and adopted.committed_at_ms == 200
+        assert adopted.owner == f"i{wins.index(True)}" and adopted.touched_at_ms == 200
         assert not await store.adopt(row, "late", 300)  # held by the adopter now
-        await store.settle([("t", 1_000, Outcome.PUBLISHED)], [], 300)
+        await store.settle("dead", [("t", 1_000, Outcome.FAILED)], [], 300)  # not its row now
+        assert (await store.open_rows(1_000))[0].outcome is None
+        await store.settle(adopted.owner, [("t", 1_000, Outcome.PUBLISHED)], [], 300)
         assert not await store.adopt(adopted, "later", 400)  # settled rows stay settled
         assert await store.open_rows(10_000) == []
 
@@ -104,12 +108,48 @@ def test_prune_drops_old_reports_and_published_rows_only(store: Store) -> None:
         await store.add_report({"report_id": "old", "event_type": "E"}, 10)
         await store.add_report({"report_id": "new", "event_type": "E"}, 1_000)
         await store.commit_dispatches([_row(at=1), _row(at=2)], 10)
-        await store.settle([("t", 1, Outcome.PUBLISHED)], [], 11)  # at=2 stays open: outbox
+        await store.settle("a", [("t", 1, Outcome.PUBLISHED)], [], 11)  # at=2 stays open
         assert await store.prune(recorded_before_ms=500) == 2
         assert [r["report_id"] for r in await store.reports()] == ["new"]
         assert [r.scheduled_at_ms for r in await store.open_rows(10_000)] == [2]
 
     asyncio.run(scenario())
+
+
+def test_a_row_touched_after_it_was_read_is_not_adopted(store: Store) -> None:
+    async def scenario() -> None:
+        await store.commit_dispatches([_row(owner="slow")], 10)
+        (row,) = await store.open_rows(100)
+        await store.touch("slow", [("t", 1_000)], 150)  # alive after all
+        assert not await store.adopt(row, "other", 200)
+
+    asyncio.run(scenario())
+
+
+def test_a_state_database_of_the_first_layout_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    (tmp_path / "state").mkdir()
+    db = sqlite3.connect(tmp_path / "state" / "state.db")
+    db.executescript(
+        "CREATE TABLE dispatches (id INTEGER PRIMARY KEY, task_id VARCHAR NOT NULL,"
+        " scheduled_at_ms BIGINT NOT NULL, trace_id VARCHAR NOT NULL, owner VARCHAR NOT NULL,"
+        " targets TEXT NOT NULL, published BOOLEAN NOT NULL, committed_at_ms BIGINT NOT NULL,"
+        " published_at_ms BIGINT, UNIQUE (task_id, scheduled_at_ms));"
+        "INSERT INTO dispatches VALUES (1, 't', 1000, 'tr1', 'old', '[\"x\"]', 1, 10, 11);"
+        "INSERT INTO dispatches VALUES (2, 't', 2000, 'tr2', 'old', '[\"x\"]', 0, 20, NULL);"
+    )
+    db.commit()
+    db.close()
+    store = SqlStore(sqlite_url(tmp_path / "state"))
+    try:
+        (open_row,) = asyncio.run(store.open_rows(10_000))
+        assert (open_row.scheduled_at_ms, open_row.targets, open_row.touched_at_ms) == (
+            2000, ("x",), 20)  # fmt: skip
+        assert asyncio.run(store.commit_dispatches([_row(at=1000)], 30)) == [False]
+        assert asyncio.run(store.commit_dispatches([_row(at=3000)], 30)) == [True]
+    finally:
+        store.close()
 
 
 def test_sqlite_state_survives_a_restart(tmp_path: Path) -> None:

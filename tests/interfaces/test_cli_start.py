@@ -299,11 +299,16 @@ def test_a_killed_scheduler_restarts_where_it_stopped(tmp_path: Path, cli: Run) 
     assert done.returncode == 0, done.stderr
     for task_id in ("steady", "strict"):
         found = reports(task_id)
+        story = "\n".join(f"{r['fired_at_ms']} {r['event_type']} {r['reason_code']} "
+                          f"{r.get('recovered_from', '')}" for r in reversed(found))  # fmt: skip
         dispatched = [r["fired_at_ms"] for r in found if r["event_type"] == "CRON_TASK_DISPATCHED"]
-        assert len(dispatched) == len(set(dispatched)), f"{task_id}: an instant ran twice"
+        assert len(dispatched) == len(set(dispatched)), f"{task_id} ran an instant twice:\n{story}"
         instants = sorted({r["fired_at_ms"] for r in found})
-        assert instants == list(range(instants[0], instants[-1] + 1000, 1000)), "a silent gap"
+        expected = list(range(instants[0], instants[-1] + 1000, 1000))
+        assert instants == expected, f"{task_id} has a silent gap:\n{story}"
     missed = [r for r in reports("strict") if r["event_type"] == "CRON_TASK_MISSED"]
     assert len(missed) >= 2  # the downtime, past the 1 s grace: recorded, not fired late
-    late = [r for r in reports("steady") if r["event_type"] != "CRON_TASK_DISPATCHED"]
-    assert all(r["reason_code"] == "CRON_RUNNER_DUPLICATE_FIRE" for r in late)  # inside grace
+    steady = reports("steady")
+    outcomes = [(r["fired_at_ms"], r["event_type"], r["reason_code"]) for r in steady]
+    assert {r["event_type"] for r in steady} == {"CRON_TASK_DISPATCHED"}, outcomes  # in grace
+    assert len(steady) == len({r["fired_at_ms"] for r in steady}), outcomes  # one per instant

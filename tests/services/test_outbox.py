@@ -4,6 +4,7 @@ in-flight queue's grace and the publish timeout, on in-memory adapters."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +50,28 @@ def test_a_row_left_open_by_a_dead_instance_is_published_by_another_inside_its_g
     assert [r["event_type"] for r in asyncio.run(store.reports())] == ["CRON_TASK_DISPATCHED"]
 
 
+def test_a_row_of_a_task_no_longer_running_is_recorded_as_missed() -> None:
+    clock, store, bus = FakeClock(NINE), MemoryStore(), LocalBus()
+    _orphan(store)
+    clock.advance(11)
+    survivor = memory_dispatcher(clock, store=store, bus=bus, owner="alive")
+    (report,) = asyncio.run(survivor.recover({"other": 30_000}, orphaned_after_ms=10_000))
+    assert report.event_type is EventType.MISSED and bus.messages == {}
+
+
+def test_a_row_its_live_owner_keeps_touching_is_never_adopted() -> None:
+    clock, store = FakeClock(NINE), MemoryStore()
+    owner = memory_dispatcher(clock, store=store, owner="slow")  # its own lock: another host
+    row = DispatchRow("sweep", NINE_MS, "tr_slow", "slow", ("gov.sweeper",))
+    asyncio.run(store.commit_dispatches([row], NINE_MS))
+    owner.in_flight.add(("sweep", NINE_MS))  # a slow bus: still publishing
+    other = memory_dispatcher(clock, store=store, owner="other")
+    for _ in range(30):
+        clock.advance(1)
+        asyncio.run(owner.renew_claims())  # touches the row every second
+        assert asyncio.run(other.recover({"sweep": 60_000}, orphaned_after_ms=10_000)) == []
+
+
 def test_a_row_found_past_its_grace_is_recorded_as_missed_not_fired_late() -> None:
     clock, store, bus = FakeClock(NINE), MemoryStore(), LocalBus()
     _orphan(store)
@@ -85,7 +108,7 @@ def test_only_one_of_several_survivors_adopts_an_orphan() -> None:
                  for n in range(3)]  # fmt: skip
 
     async def everyone() -> list[Any]:
-        return await asyncio.gather(*(s.recover({}, 10_000) for s in survivors))
+        return await asyncio.gather(*(s.recover({"sweep": 30_000}, 10_000) for s in survivors))
 
     assert sorted(len(reports) for reports in asyncio.run(everyone())) == [0, 0, 1]
     assert len(bus.messages[TRIGGER_TOPIC]) == 1
@@ -142,3 +165,13 @@ def test_a_batch_of_a_thousand_fires_ends_in_a_thousand_reports_in_order() -> No
     assert [r.task_id for r in reports] == [f"t{n}" for n in range(1_000)]
     assert {r.event_type for r in reports} == {EventType.DISPATCHED}
     assert len(asyncio.run(store.reports(limit=2_000))) == 1_000
+
+
+def test_a_row_whose_owner_is_known_gone_is_taken_over_at_once() -> None:
+    clock, store, bus = FakeClock(NINE), MemoryStore(), LocalBus()
+    _orphan(store)  # committed just now by "dead-host:1"
+    survivor = replace(memory_dispatcher(clock, store=store, bus=bus, owner="alive"),
+                       owner_gone=lambda owner: owner == "dead-host:1")  # fmt: skip
+    (report,) = asyncio.run(survivor.recover({"sweep": 30_000}, orphaned_after_ms=10_000))
+    assert report.event_type is EventType.DISPATCHED
+    assert [m["trace_id"] for m in bus.messages[TRIGGER_TOPIC]] == ["tr_dead00000000"]

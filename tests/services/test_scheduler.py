@@ -194,7 +194,7 @@ def test_a_store_that_fails_mid_fire_is_reported_and_the_loop_goes_on() -> None:
         async def commit_dispatches(self, rows: Any, now_ms: int) -> list[bool]:
             raise BackendUnavailable("store: disk full")
 
-        async def settle(self, outcomes: Any, reports: Any, now_ms: int) -> None:
+        async def settle(self, owner: str, outcomes: Any, reports: Any, now_ms: int) -> None:
             raise BackendUnavailable("store: disk full")
 
     manifest = validate_document({"tasks": [_every_second()]}).manifest
@@ -317,3 +317,55 @@ def test_reports_older_than_the_retention_are_pruned() -> None:
     runner = CronRunner(manifest, memory_dispatcher(clock, store=store))
     assert asyncio.run(runner.prune()) == 1
     assert [r["report_id"] for r in asyncio.run(store.reports())] == ["r1", "r29"]
+
+
+def test_a_round_that_raises_is_logged_and_the_loop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    seen: list[OperationsReport] = []
+    manifest = validate_document({"tasks": [_every_second()]}).manifest
+    runner = CronRunner(manifest, memory_dispatcher(clock), on_report=seen.append)
+    original, failures = runner.tick, [1]
+
+    async def flaky() -> list[OperationsReport]:
+        if failures:
+            failures.pop()
+            raise RuntimeError("a bug in one round")
+        return await original()
+
+    runner.tick = flaky  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.create_task(runner.run(stop))
+        for _ in range(4):
+            for _ in range(5):
+                await asyncio.sleep(0)
+            clock.advance(1)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        stop.set()
+        clock.advance(1)
+        await asyncio.wait_for(loop, timeout=5)
+
+    with caplog.at_level(logging.ERROR, logger="cronwarden.scheduler"):
+        asyncio.run(scenario())
+    assert "tick: a bug in one round" in caplog.text
+    assert any(r.event_type is EventType.DISPATCHED for r in seen)
+
+
+def test_a_jump_past_the_instants_limit_reports_the_rest_in_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("cronwarden.services.scheduler.MAX_INSTANTS_PER_TICK", 10)
+    clock = FakeClock()
+    runner = _runner([_every_second()], clock)
+    start_ms = int(clock.now().timestamp() * 1000)
+    reports = _ticks(runner, clock, [("jump", 60)])
+    one_by_one = [r for r in reports if "missed_from_ms" not in r.details]
+    (rest,) = [r for r in reports if "missed_from_ms" in r.details]
+    assert [r.fired_at_ms for r in one_by_one] == [start_ms + 1000 * n for n in range(1, 11)]
+    assert (rest.details["missed_from_ms"], rest.fired_at_ms) == (start_ms + 11_000,
+                                                                   start_ms + 60_000)  # fmt: skip
+    assert {r.event_type for r in reports} == {EventType.MISSED}

@@ -82,6 +82,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, int], DispatchRow] = {}
+        self._committed: dict[tuple[str, int], int] = {}
         self._reports: list[tuple[int, dict[str, Any]]] = []
 
     async def commit_dispatches(self, rows: Sequence[DispatchRow], now_ms: int) -> list[bool]:
@@ -90,36 +91,44 @@ class MemoryStore:
             key = (row.task_id, row.scheduled_at_ms)
             committed.append(key not in self._rows)
             if committed[-1]:
-                self._rows[key] = replace(row, outcome=None, committed_at_ms=now_ms)
+                self._rows[key] = replace(row, outcome=None, touched_at_ms=now_ms)
+                self._committed[key] = now_ms
         return committed
 
     async def settle(
         self,
+        owner: str,
         outcomes: Sequence[tuple[str, int, Outcome]],
         reports: Sequence[Mapping[str, Any]],
         now_ms: int,
     ) -> None:
         for task_id, scheduled_at_ms, outcome in outcomes:
             row = self._rows.get((task_id, scheduled_at_ms))
-            if row is not None:
+            if row is not None and row.outcome is None and row.owner == owner:
                 self._rows[task_id, scheduled_at_ms] = replace(row, outcome=outcome)
         self._reports.extend((now_ms, dict(report)) for report in reports)
 
-    async def open_rows(self, committed_before_ms: int) -> list[DispatchRow]:
+    async def touch(self, owner: str, keys: Sequence[tuple[str, int]], now_ms: int) -> None:
+        for key in keys:
+            row = self._rows.get(key)
+            if row is not None and row.outcome is None and row.owner == owner:
+                self._rows[key] = replace(row, touched_at_ms=now_ms)
+
+    async def open_rows(self, untouched_since_ms: int) -> list[DispatchRow]:
         rows = [
             row
             for row in self._rows.values()
-            if row.outcome is None and row.committed_at_ms < committed_before_ms
+            if row.outcome is None and row.touched_at_ms < untouched_since_ms
         ]
         return sorted(rows, key=lambda row: row.scheduled_at_ms)
 
     async def adopt(self, row: DispatchRow, owner: str, now_ms: int) -> bool:
-        current = self._rows.get((row.task_id, row.scheduled_at_ms))
-        if current is None or current.outcome is not None or current.owner != row.owner:
+        key = (row.task_id, row.scheduled_at_ms)
+        current = self._rows.get(key)
+        if (current is None or current.outcome is not None or current.owner != row.owner
+                or current.touched_at_ms != row.touched_at_ms):  # fmt: skip
             return False
-        self._rows[row.task_id, row.scheduled_at_ms] = replace(
-            current, owner=owner, committed_at_ms=now_ms
-        )
+        self._rows[key] = replace(current, owner=owner, touched_at_ms=now_ms)
         return True
 
     async def add_report(self, report: Mapping[str, Any], recorded_at_ms: int) -> None:
@@ -142,8 +151,9 @@ class MemoryStore:
         self._rows = {
             key: row
             for key, row in self._rows.items()
-            if row.committed_at_ms >= recorded_before_ms or row.outcome is None
+            if self._committed[key] >= recorded_before_ms or row.outcome is None
         }
+        self._committed = {key: self._committed[key] for key in self._rows}
         return before - len(self._reports) - len(self._rows)
 
 

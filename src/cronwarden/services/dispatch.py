@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -85,6 +85,9 @@ class Dispatcher:
     publish_attempts: int = 3
     retry_delay_s: float = 0.2
     lock_mode: str = "local"
+    #: Whether an owner (another instance) is known to be gone, so that its open rows
+    #: need not wait out the orphan delay; by default nothing is known.
+    owner_gone: Callable[[str], bool] = field(default=lambda owner: False)
     #: Fires between commit and settle in this instance, whose claims it keeps renewing.
     in_flight: set[tuple[str, int]] = field(default_factory=set, init=False)
 
@@ -139,69 +142,83 @@ class Dispatcher:
                         EventType.SUPPRESSED, ReasonCode.CRON_RUNNER_DUPLICATE_FIRE
                     )
         keys = [(fires[i].task.task_id, fires[i].scheduled_at_ms) for i in publishing]
-        self.in_flight.update(keys)
+        self.in_flight.update(keys)  # renewed and touched until settled
         try:
             outcomes = await self._publish_each([fires[i] for i in publishing], in_flight)
+            for i, outcome in zip(publishing, outcomes, strict=True):
+                event, reason = _OUTCOME_EVENT[outcome]
+                verdicts[i] = _Verdict(event, reason, {"queued_past_grace": True} if
+                                       outcome is Outcome.MISSED else {})  # fmt: skip
+            reports = [
+                self._report(fire, verdict) for fire, verdict in zip(fires, verdicts, strict=True)
+                if verdict is not None
+            ]  # fmt: skip
+            settled = [
+                (fires[i].task.task_id, fires[i].scheduled_at_ms, outcome)
+                for i, outcome in zip(publishing, outcomes, strict=True)
+            ]
+            return await self.record(reports, settled)
         finally:
             self.in_flight.difference_update(keys)
-        for i, outcome in zip(publishing, outcomes, strict=True):
-            event, reason = _OUTCOME_EVENT[outcome]
-            verdicts[i] = _Verdict(event, reason, {"queued_past_grace": True} if
-                                   outcome is Outcome.MISSED else {})  # fmt: skip
-        reports = [
-            self._report(fire, verdict) for fire, verdict in zip(fires, verdicts, strict=True)
-            if verdict is not None
-        ]  # fmt: skip
-        settled = [
-            (fires[i].task.task_id, fires[i].scheduled_at_ms, outcome)
-            for i, outcome in zip(publishing, outcomes, strict=True)
-        ]
-        return await self.record(reports, settled)
 
     async def recover(
         self, grace_ms: Mapping[str, float], orphaned_after_ms: int
     ) -> list[OperationsReport]:
         """The outbox: settle rows an instance committed and never settled.
 
-        A row open for longer than ``orphaned_after_ms`` lost its instance. Exactly one
-        instance adopts it; inside the task's grace (``grace_ms``, default 30 s) its
-        triggers are published again (consumers dedupe on the run key), past it the
-        fire is recorded as missed. Rows of tasks no longer running count as missed.
+        A row its owner has not touched for ``orphaned_after_ms`` lost its instance (a
+        live one touches its open rows every second). Exactly one instance adopts it;
+        inside the task's grace (``grace_ms``) its triggers are published again
+        (consumers dedupe on the run key), past it the fire is recorded as missed, as
+        are rows of tasks no longer running. Each row is settled as soon as it is done.
         """
-        now_ms = self._now_ms()
         reports: list[OperationsReport] = []
-        settled: list[tuple[str, int, Outcome]] = []
-        for row in await self.store.open_rows(now_ms - orphaned_after_ms):
+        untouched_since = self._now_ms() - orphaned_after_ms
+        for row in await self.store.open_rows(self._now_ms() + 1):
             if (row.task_id, row.scheduled_at_ms) in self.in_flight:
                 continue  # ours, still publishing
+            if row.touched_at_ms >= untouched_since and not self.owner_gone(row.owner):
+                continue  # touched lately: its owner may be alive
             key = lock_key(self.prefix, row.task_id, row.scheduled_at_ms)
             if not await self.lock.claim(key, self.owner, self.claim_ttl_ms):
                 continue  # its instance is alive and renewing the claim
-            if not await self.store.adopt(row, self.owner, now_ms):
-                continue  # another instance took it
-            details = {"recovered_from": row.owner}
-            if now_ms - row.scheduled_at_ms > grace_ms.get(row.task_id, 30_000):
+            if not await self.store.adopt(row, self.owner, self._now_ms()):
+                continue  # another instance took it, or its owner touched it meanwhile
+            reports += await self._recover_one(row, grace_ms.get(row.task_id))
+        return reports
+
+    async def _recover_one(
+        self, row: DispatchRow, grace_ms: float | None
+    ) -> list[OperationsReport]:
+        key = (row.task_id, row.scheduled_at_ms)
+        self.in_flight.add(key)
+        try:
+            if grace_ms is None or self._now_ms() - row.scheduled_at_ms > grace_ms:
                 outcome = Outcome.MISSED
             else:
                 outcome = await self._publish_targets(
                     row.task_id, row.targets, row.scheduled_at_ms, row.trace_id
                 )
             event, reason = _OUTCOME_EVENT[outcome]
-            settled.append((row.task_id, row.scheduled_at_ms, outcome))
-            reports.append(OperationsReport(
+            report = OperationsReport(
                 event_type=event, task_id=row.task_id, fired_at_ms=row.scheduled_at_ms,
                 targets=row.targets, trace_id=row.trace_id, reason_code=reason,
                 lock_mode=self.lock_mode,
                 suppressed_count=0 if outcome is Outcome.PUBLISHED else len(row.targets),
-                details=details,
-            ))  # fmt: skip
-        return await self.record(reports, settled)
+                details={"recovered_from": row.owner},
+            )  # fmt: skip
+            return await self.record([report], [(row.task_id, row.scheduled_at_ms, outcome)])
+        finally:
+            self.in_flight.discard(key)
 
     async def renew_claims(self) -> None:
-        """Keep the claims of this instance's fires in flight (a claim outlives no holder)."""
-        for task_id, scheduled_at_ms in list(self.in_flight):
+        """Keep this instance's fires in flight its own: renew their claims and touch their
+        rows, so that no other instance takes them for orphans."""
+        keys = list(self.in_flight)
+        for task_id, scheduled_at_ms in keys:
             key = lock_key(self.prefix, task_id, scheduled_at_ms)
             await self.lock.renew(key, self.owner, self.claim_ttl_ms)
+        await self.store.touch(self.owner, keys, self._now_ms())
 
     async def record(
         self,
@@ -211,7 +228,8 @@ class Dispatcher:
         """Store ``reports`` and close ``settled`` rows in one transaction; return the reports,
         marked ``recorded: false`` with the error if the store refused them."""
         try:
-            await self.store.settle(settled, [r.to_dict() for r in reports], self._now_ms())
+            reports_out = [r.to_dict() for r in reports]
+            await self.store.settle(self.owner, settled, reports_out, self._now_ms())
         except CronwardenError as err:
             failure = {"recorded": False, "store_error": f"{err.code}: {err}"}
             return [r.with_details(**failure) for r in reports]
@@ -307,7 +325,10 @@ class Dispatcher:
             try:
                 await self.bus.publish(TRIGGER_TOPIC, payload)
                 return True
-            except BackendUnavailable:
+            except Exception as err:  # any bus failure fails this attempt, never the loop
+                if not isinstance(err, BackendUnavailable):
+                    extra = {"task_id": payload["task_id"], "error": repr(err)}
+                    LOGGER.warning("bus: publish failed: %r", err, extra=extra)
                 if attempt < self.publish_attempts:
                     await self.clock.sleep(self.retry_delay_s * attempt)
         return False

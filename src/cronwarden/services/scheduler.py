@@ -11,11 +11,10 @@ missed, never fired silently late (``catch_up: once`` fires the latest one).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cronwarden.core.report import EventType, OperationsReport
@@ -40,7 +39,8 @@ BATCH = 512
 #: At start, instants missed while no scheduler ran are gone through one by one back to
 #: this far; older ones get one report per task.
 RESTART_LOOKBACK_MS = 24 * 3600 * 1000
-#: How often the claims of fires in flight are renewed and the outbox is swept.
+#: How often the claims and rows of fires in flight are renewed (the outbox is swept
+#: every RECOVER_EVERY_S, the store pruned every PRUNE_EVERY_S; all three also at start).
 HOUSEKEEPING_S = 1.0
 RECOVER_EVERY_S = 5.0
 PRUNE_EVERY_S = 86_400.0
@@ -164,45 +164,49 @@ class CronRunner:
         """Tick until ``stop`` is set; meanwhile renew claims and sweep the outbox."""
         if not self._started:
             self.start_at(self._now_ms())
-        keeper = asyncio.ensure_future(self._housekeeping(stop))
+        helpers = [asyncio.ensure_future(self._every(HOUSEKEEPING_S, self._renew, stop)),
+                   asyncio.ensure_future(self._every(RECOVER_EVERY_S, self.recover, stop)),
+                   asyncio.ensure_future(self._every(PRUNE_EVERY_S, self.prune, stop))]  # fmt: skip
         try:
             while not stop.is_set():
-                await self.tick()
+                await self._guarded("tick", self.tick)
                 due = self.next_due_ms()
                 wait = MAX_SLEEP_S if due is None else due / 1000 - self._clock.now().timestamp()
-                await self._sleep(min(max(wait, 0), MAX_SLEEP_S), stop)
+                await self._sleep(min(max(wait, 0), MAX_SLEEP_S), stop, precise=due is not None)
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
-    async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
+    async def _guarded(self, what: str, work: Callable[[], Awaitable[object]]) -> None:
+        """Run ``work``; whatever it raises is logged, and the loop goes on."""
+        try:
+            await work()
+        except Exception as err:  # the daemon never dies of a backend or a bug in one round
+            code = getattr(err, "code", type(err).__name__)
+            extra = {"reason_code": str(ReasonCode.CRON_RUNNER_BACKEND_FAILED),
+                     "error": f"{code}: {err}"}  # fmt: skip
+            LOGGER.error("%s: %s", what, err, exc_info=not isinstance(err, CronwardenError),
+                         extra=extra)  # fmt: skip
+
+    async def _every(
+        self, seconds: float, work: Callable[[], Awaitable[object]], stop: asyncio.Event
+    ) -> None:
+        """Run ``work`` now and then every ``seconds`` until ``stop``."""
+        while not stop.is_set():
+            await self._guarded(getattr(work, "__name__", "housekeeping"), work)
+            await self._sleep(seconds, stop)
+
+    async def _renew(self) -> None:
+        await self._dispatcher.renew_claims()
+
+    async def _sleep(self, seconds: float, stop: asyncio.Event, *, precise: bool = False) -> None:
         """Sleep on the clock for ``seconds``, or until ``stop`` is set."""
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds, precise=precise))
         stopper = asyncio.ensure_future(stop.wait())
         await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
         for pending in (sleeper, stopper):
             pending.cancel()
-
-    async def _housekeeping(self, stop: asyncio.Event) -> None:
-        """Renew claims every round; sweep the outbox every few seconds and prune the
-        store once a day, both also at start (a previous run may have died)."""
-        last_recover = last_prune = None
-        while not stop.is_set():
-            now = self._clock.monotonic()
-            try:
-                await self._dispatcher.renew_claims()
-                if last_recover is None or now - last_recover >= RECOVER_EVERY_S:
-                    last_recover = now
-                    await self.recover()
-                if last_prune is None or now - last_prune >= PRUNE_EVERY_S:
-                    last_prune = now
-                    await self.prune()
-            except CronwardenError as err:  # fires report it too; the next round retries
-                LOGGER.warning("housekeeping: %s", err, extra={
-                    "reason_code": str(ReasonCode.CRON_RUNNER_BACKEND_FAILED),
-                    "error": f"{err.code}: {err}"})  # fmt: skip
-            await self._sleep(HOUSEKEEPING_S, stop)
 
     async def prune(self) -> int:
         """Drop reports and settled rows older than the manifest's ``retention_days``."""
@@ -234,6 +238,8 @@ class CronRunner:
             misses.extend(self._miss_reports(task, missed))
             fires.extend(Fire(task, at, self._trace_id(), catch_up=True) for at in caught_up)
             fires.extend(Fire(task, at, self._trace_id()) for at in to_fire)
+        misses += self._lost  # runs of instants skipped after a huge jump
+        self._lost = []
         reports = await self._seen(await self._dispatcher.record(misses)) if misses else []
         windows = self._manifest.quiet_hours  # as of now
         for start in range(0, len(fires), BATCH):
@@ -264,7 +270,8 @@ class CronRunner:
         instants = [first_ms]
         following = schedule.next_instant(first_ms / 1000)
         while following is not None and following * 1000 <= now_ms:
-            if len(instants) == MAX_INSTANTS_PER_TICK:  # a huge jump: skip to now
+            if len(instants) == MAX_INSTANTS_PER_TICK:  # a huge jump: the rest in one report
+                self._lost.extend(self._lost_before(task_id, instants[-1], now_ms))
                 following = schedule.next_instant(now_ms / 1000)
                 break
             instants.append(following * 1000)

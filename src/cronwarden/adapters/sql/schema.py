@@ -16,29 +16,39 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+#: Row ids: 64-bit on PostgreSQL (100,000 fires a minute would exhaust 32 bits in weeks);
+#: SQLite's rowid is 64-bit already and autoincrements only as INTEGER.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+#: Bumped when a table changes shape; :func:`cronwarden.adapters.sql.store.SqlStore`
+#: upgrades an older database when it opens it.
+SCHEMA_VERSION = 2
+
 dispatches = Table(
     "dispatches",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", RowId, primary_key=True, autoincrement=True),
     Column("task_id", String(255), nullable=False),
     Column("scheduled_at_ms", BigInteger, nullable=False),
     Column("trace_id", String(64), nullable=False),
     Column("owner", String(255), nullable=False),
     Column("targets", Text, nullable=False),  # JSON list
     Column("committed_at_ms", BigInteger, nullable=False),
+    # while open, its owner touches it every second: a row left untouched lost its owner
+    Column("touched_at_ms", BigInteger, nullable=False),
     Column("outcome", String(16)),  # NULL while open; then published, failed or missed
     Column("settled_at_ms", BigInteger),
     UniqueConstraint("task_id", "scheduled_at_ms", name="uq_dispatch_fire"),
 )
 # Only open rows (the outbox) are indexed: settling a row takes it out.
 _open = dispatches.c.outcome.is_(None)
-Index("ix_dispatches_open", dispatches.c.committed_at_ms, sqlite_where=_open,
+Index("ix_dispatches_open", dispatches.c.touched_at_ms, sqlite_where=_open,
       postgresql_where=_open)  # fmt: skip
 
 reports = Table(
     "reports",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", RowId, primary_key=True, autoincrement=True),
     Column("report_id", String(255), nullable=False),
     Column("task_id", String(255)),
     Column("event_type", String(64), nullable=False),
@@ -57,4 +67,11 @@ controls = Table(
     Column("name", String(255), primary_key=True),  # "kill_switch", "pause:{task_id}"
     Column("value", Text, nullable=False),  # JSON
     Column("changed_at_ms", BigInteger, nullable=False),
+)
+
+meta = Table(
+    "cronwarden_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),  # "schema_version"
+    Column("value", String(255), nullable=False),
 )

@@ -26,14 +26,23 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
     tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from cronwarden.adapters.sql.schema import controls, dispatches, metadata, reports
+from cronwarden.adapters.sql.schema import (
+    SCHEMA_VERSION,
+    controls,
+    dispatches,
+    meta,
+    metadata,
+    reports,
+)
 from cronwarden.errors import BackendUnavailable
 from cronwarden.ports import DispatchRow, Outcome
 
@@ -60,7 +69,7 @@ class SqlStore:
         self._inline = url.startswith("sqlite")
         if self._inline:
             event.listen(self._engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self._engine)
+        _upgrade(self._engine)
         dialect = self._engine.dialect
         insert_of = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
         # ON CONFLICT DO NOTHING: a fire another instance committed first is not an error.
@@ -69,6 +78,7 @@ class SqlStore:
         )
         self._commit = _Bulk(commit, dialect, _COMMIT_KEYS)
         self._settle = _Bulk(_SETTLE, dialect, ())
+        self._touch = _Bulk(_TOUCH, dialect, ())
         self._add_reports = _Bulk(insert(reports), dialect, _REPORT_KEYS)
 
     def close(self) -> None:
@@ -77,7 +87,7 @@ class SqlStore:
     async def _run(self, work: Callable[[], T]) -> T:
         try:
             return work() if self._inline else await asyncio.to_thread(work)
-        except OperationalError as err:
+        except DBAPIError as err:  # unreachable, locked, full, corrupt: the store failed
             raise BackendUnavailable(f"store: {err.orig}") from err
 
     async def commit_dispatches(self, rows: Sequence[DispatchRow], now_ms: int) -> list[bool]:
@@ -91,6 +101,7 @@ class SqlStore:
                 "owner": row.owner,
                 "targets": _targets_json(row.targets),
                 "committed_at_ms": now_ms,
+                "touched_at_ms": now_ms,
             }
             for row in rows
         ]
@@ -120,14 +131,16 @@ class SqlStore:
 
     async def settle(
         self,
+        owner: str,
         outcomes: Sequence[tuple[str, int, Outcome]],
         new_reports: Sequence[Mapping[str, Any]],
         now_ms: int,
     ) -> None:
         closed = [
-            {"key_task": task_id, "key_at": at, "outcome": str(outcome), "settled_at_ms": now_ms}
+            {"key_task": task_id, "key_at": at, "key_owner": owner, "outcome": str(outcome),
+             "settled_at_ms": now_ms}
             for task_id, at, outcome in outcomes
-        ]
+        ]  # fmt: skip
         bodies = [_report_params(report, now_ms) for report in new_reports]
 
         def work() -> None:
@@ -139,11 +152,23 @@ class SqlStore:
 
         await self._run(work)
 
-    async def open_rows(self, committed_before_ms: int) -> list[DispatchRow]:
+    async def touch(self, owner: str, keys: Sequence[tuple[str, int]], now_ms: int) -> None:
+        if not keys:
+            return
+        params = [{"key_task": task_id, "key_at": at, "key_owner": owner, "touched_at_ms": now_ms}
+                  for task_id, at in keys]  # fmt: skip
+
+        def work() -> None:
+            with self._engine.begin() as conn:
+                self._touch.run(conn, params)
+
+        await self._run(work)
+
+    async def open_rows(self, untouched_since_ms: int) -> list[DispatchRow]:
         statement = (
             select(dispatches)
             .where(dispatches.c.outcome.is_(None))
-            .where(dispatches.c.committed_at_ms < committed_before_ms)
+            .where(dispatches.c.touched_at_ms < untouched_since_ms)
             .order_by(dispatches.c.scheduled_at_ms)
         )
 
@@ -157,7 +182,7 @@ class SqlStore:
                         r.owner,
                         tuple(json.loads(r.targets)),
                         None,
-                        r.committed_at_ms,
+                        r.touched_at_ms,
                     )  # fmt: skip
                     for r in conn.execute(statement)
                 ]
@@ -171,7 +196,8 @@ class SqlStore:
             .where(dispatches.c.scheduled_at_ms == row.scheduled_at_ms)
             .where(dispatches.c.outcome.is_(None))
             .where(dispatches.c.owner == row.owner)
-            .values(owner=owner, committed_at_ms=now_ms)
+            .where(dispatches.c.touched_at_ms == row.touched_at_ms)
+            .values(owner=owner, touched_at_ms=now_ms)
         )
 
         def work() -> bool:
@@ -228,17 +254,26 @@ class SqlStore:
         return await self._run(work)
 
     async def last_recorded(self) -> dict[str, int]:
-        """Per task, the latest scheduled instant with a recorded outcome: where a
-        restarted scheduler resumes."""
-        statement = (
+        """Per task, the latest scheduled instant with a recorded outcome or a committed
+        dispatch row: where a restarted scheduler resumes. (A row committed by a run that
+        died before settling it is the outbox's to finish, not the next run's to redo.)"""
+        by_report = (
             select(reports.c.task_id, func.max(reports.c.fired_at_ms))
             .where(reports.c.event_type.in_(OUTCOME_EVENTS))
             .group_by(reports.c.task_id)
         )
+        by_row = select(dispatches.c.task_id, func.max(dispatches.c.scheduled_at_ms)).group_by(
+            dispatches.c.task_id
+        )
 
         def work() -> dict[str, int]:
+            latest: dict[str, int] = {}
             with self._engine.connect() as conn:
-                return {task_id: int(at) for task_id, at in conn.execute(statement) if task_id}
+                for statement in (by_report, by_row):
+                    for task_id, at in conn.execute(statement):
+                        if task_id and at is not None:
+                            latest[task_id] = max(latest.get(task_id, at), int(at))
+            return latest
 
         return await self._run(work)
 
@@ -340,7 +375,8 @@ class _Bulk:
         return conn.exec_driver_sql(self._sql, params)
 
 
-_COMMIT_KEYS = ("task_id", "scheduled_at_ms", "trace_id", "owner", "targets", "committed_at_ms")
+_COMMIT_KEYS = ("task_id", "scheduled_at_ms", "trace_id", "owner", "targets", "committed_at_ms",
+                "touched_at_ms")  # fmt: skip
 _REPORT_KEYS = ("report_id", "task_id", "event_type", "reason_code", "trace_id", "fired_at_ms",
                 "recorded_at_ms", "body")  # fmt: skip
 
@@ -350,12 +386,18 @@ def _targets_json(targets: tuple[str, ...]) -> str:
     return json.dumps(targets)
 
 
+_THIS_OPEN_ROW = (
+    (dispatches.c.task_id == bindparam("key_task"))
+    & (dispatches.c.scheduled_at_ms == bindparam("key_at"))
+    & (dispatches.c.owner == bindparam("key_owner"))
+    & dispatches.c.outcome.is_(None)
+)
 _SETTLE = (
     update(dispatches)
-    .where(dispatches.c.task_id == bindparam("key_task"))
-    .where(dispatches.c.scheduled_at_ms == bindparam("key_at"))
+    .where(_THIS_OPEN_ROW)
     .values(outcome=bindparam("outcome"), settled_at_ms=bindparam("settled_at_ms"))
 )
+_TOUCH = update(dispatches).where(_THIS_OPEN_ROW).values(touched_at_ms=bindparam("touched_at_ms"))
 
 
 def _report_params(report: Mapping[str, Any], recorded_at_ms: int) -> dict[str, Any]:
@@ -369,6 +411,44 @@ def _report_params(report: Mapping[str, Any], recorded_at_ms: int) -> dict[str, 
         "fired_at_ms": report.get("fired_at_ms"),
         "recorded_at_ms": recorded_at_ms,
         "body": json.dumps(report, default=str),
+    }
+
+
+def _upgrade(engine: Engine) -> None:
+    """Create the tables, bringing a database written by an earlier build up to date.
+
+    Before version 2 a dispatch row had a ``published`` flag and no heartbeat: its rows
+    are copied into the new shape (published → ``outcome: published``, the rest open).
+    """
+    names = inspect(engine).get_table_names()
+    if "dispatches" in names:
+        columns = {column["name"] for column in inspect(engine).get_columns("dispatches")}
+        if "touched_at_ms" not in columns:
+            with engine.begin() as conn:
+                old = [dict(row._mapping) for row in conn.execute(select(text("*")).select_from(
+                    text("dispatches")))]  # fmt: skip
+                conn.execute(text("DROP TABLE dispatches"))
+                dispatches.create(conn)
+                if old:
+                    conn.execute(insert(dispatches), [_upgraded(row) for row in old])
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(delete(meta).where(meta.c.key == "schema_version"))
+        conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+
+def _upgraded(row: dict[str, Any]) -> dict[str, Any]:
+    outcome = row.get("outcome") or ("published" if row.get("published") else None)
+    return {
+        "task_id": row["task_id"],
+        "scheduled_at_ms": row["scheduled_at_ms"],
+        "trace_id": row["trace_id"],
+        "owner": row["owner"],
+        "targets": row["targets"],
+        "committed_at_ms": row["committed_at_ms"],
+        "touched_at_ms": row["committed_at_ms"],
+        "outcome": outcome,
+        "settled_at_ms": row.get("settled_at_ms") or row.get("published_at_ms"),
     }
 
 
