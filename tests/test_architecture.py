@@ -16,7 +16,8 @@ BACKENDS = ["redis", "sqlalchemy", "fastapi", "httpx", "typer", "rich", "click"]
         ("cronwarden.cron, cronwarden.errors, cronwarden.reasons", [*BACKENDS, "pydantic"]),
         ("cronwarden.manifest", BACKENDS),
         (
-            "cronwarden.core.pipeline, cronwarden.services.dispatch, cronwarden.services.scheduler",
+            "cronwarden.core.pipeline, cronwarden.services.dispatch, cronwarden.services.scheduler,"
+            " cronwarden.services.worker",
             [*BACKENDS, "uvicorn", "prometheus_client", "watchfiles", "cronwarden.adapters"],
         ),
     ],

@@ -26,9 +26,10 @@ from cronwarden.interfaces.api.app import create_app
 from cronwarden.manifest import LoadResult, Manifest, load_manifest
 from cronwarden.ports import Clock
 from cronwarden.reasons import ReasonCode
-from cronwarden.services.dispatch import Dispatcher
+from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
 from cronwarden.services.health import CronHealth
 from cronwarden.services.scheduler import CronRunner, new_trace_id
+from cronwarden.services.worker import Worker
 from cronwarden.telemetry.metrics import CronMetrics
 
 STATE_DIR_ENV = "CRONWARDEN_STATE_DIR"
@@ -44,6 +45,14 @@ def state_dir(manifest_path: Path, manifest: Manifest | None) -> Path:
     if manifest is not None and manifest.state_dir:
         return folder / manifest.state_dir
     return folder / ".cronwarden"
+
+
+def artifacts_dir(manifest_path: Path, manifest: Manifest | None) -> Path:
+    """Where runs keep their artifacts: the manifest's ``artifacts_dir`` (relative to its
+    folder; spec 001's ``global.artifacts_dir``), else ``artifacts`` in the state folder."""
+    if manifest is not None and manifest.artifacts_dir:
+        return manifest_path.resolve().parent / manifest.artifacts_dir
+    return state_dir(manifest_path, manifest) / "artifacts"
 
 
 def open_store(directory: Path) -> SqlStore:
@@ -118,10 +127,12 @@ async def run_scheduler(
     observe = Observers(clock, namespace, on_report)
     on_report = observe.report
     controls = Cached(SqlKillSwitch(store), SqlPauses(store), clock)
+    bus = LocalBus()
+    triggers = bus.subscribe(TRIGGER_TOPIC)  # before the first fire can publish
     dispatcher = Dispatcher(
         clock=clock,
         lock=MemoryLock(clock),
-        bus=LocalBus(),
+        bus=bus,
         kill_switch=controls,
         store=store,
         pauses=controls,
@@ -139,6 +150,9 @@ async def run_scheduler(
         )
     watcher = asyncio.ensure_future(reloader.watch(stop))
     refresher = asyncio.ensure_future(controls.keep_fresh(stop))
+    artifacts = artifacts_dir(manifest_path, result.manifest)
+    worker = Worker(clock, store, lambda: runner.manifest, artifacts)
+    working = asyncio.ensure_future(worker.run(triggers, stop))
 
     async def force(task_id: str, actor: str, reason: str) -> dict[str, Any]:
         return (await runner.force(task_id, actor, reason)).to_dict()
@@ -156,6 +170,7 @@ async def run_scheduler(
     finally:
         watcher.cancel()
         refresher.cancel()
+        await working  # runs still going are stopped and recorded as cancelled
         if server and served:
             server.should_exit = True
             await served

@@ -6,7 +6,7 @@ instances; adapters (``cronwarden.adapters``) do not repeat it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -75,6 +75,11 @@ class Bus(Protocol):
         """
         ...
 
+    def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:
+        """Every message published on ``topic`` after this call, in order, until the
+        iterator is closed."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class KillSwitchState:
@@ -117,6 +122,34 @@ class DispatchRow:
     targets: tuple[str, ...]
     outcome: Outcome | None = None
     touched_at_ms: int = 0  # when its owner last said it is still working on it
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One attempt of one target of one fire, as a worker ran it."""
+
+    run_id: str
+    task_id: str
+    target: str
+    trace_id: str
+    scheduled_at_ms: int
+    attempt: int
+    status: str  # running | succeeded | failed | timed_out | cancelled | skipped
+    started_at_ms: int
+    finished_at_ms: int | None = None
+    exit_code: int | None = None
+    reason_code: str = ""
+    error: str = ""
+    output_tail: str = ""
+    artifact_dir: str = ""
+
+    @property
+    def duration_ms(self) -> int | None:
+        return None if self.finished_at_ms is None else self.finished_at_ms - self.started_at_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {field: getattr(self, field) for field in self.__slots__} | {
+            "duration_ms": self.duration_ms}  # fmt: skip
 
 
 class Store(Protocol):
@@ -164,6 +197,22 @@ class Store(Protocol):
 
     async def add_report(self, report: Mapping[str, Any], recorded_at_ms: int) -> None:
         """Append one OperationsReport (its wire shape) to the log."""
+        ...
+
+    async def begin_run(self, run: RunRecord) -> bool:
+        """Record a run as it starts; ``False`` (and nothing recorded) when this attempt of
+        ``(task_id, scheduled_at_ms, target)`` was already begun: the unique run key that
+        makes a re-published trigger run at most once."""
+        ...
+
+    async def finish_run(self, run: RunRecord) -> None:
+        """Record how the run ``run.run_id`` ended."""
+        ...
+
+    async def runs(
+        self, task_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        """Runs, newest first, optionally of one task and in one status."""
         ...
 
     async def reports(

@@ -110,6 +110,10 @@ class ReasonCode(StrEnum):
     KILL_SWITCH_RELEASED = "KILL_SWITCH_RELEASED"
     CRON_RUNNER_UNKNOWN_TASK = "CRON_RUNNER_UNKNOWN_TASK"
     CRON_RUNNER_BACKEND_FAILED = "CRON_RUNNER_BACKEND_FAILED"
+    # cronwarden: the workers
+    CRON_RUNNER_TARGET_INVALID = "CRON_RUNNER_TARGET_INVALID"
+    CRON_RUNNER_OVERLAP_SKIP = "CRON_RUNNER_OVERLAP_SKIP"
+    CRON_RUNNER_RUN_FAILED = "CRON_RUNNER_RUN_FAILED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,6 +562,43 @@ _TABLE: tuple[Reason, ...] = (
         user_message="",
         spec=_OURS,
         section="ARCHITECTURE §3 Exactly once",
+        alert=AlertLevel.WARN,
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_TARGET_INVALID,
+        severity=Severity.HARD_REJECT,
+        meaning=(
+            "A target's configuration (manifest `targets:`) is invalid, or a task names a "
+            "target whose configuration is invalid."
+        ),
+        action="Reject the target and the tasks routed to it; load everything else.",
+        user_message="",
+        spec=_OURS,
+        section=_MANIFEST,
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_OVERLAP_SKIP,
+        severity=Severity.WARN,
+        meaning=(
+            "A trigger arrived while the task's previous run was still running, and the "
+            "task's overlap policy (forbid, or queue_one with one already waiting) skips it."
+        ),
+        action="Record the run as skipped; the running one goes on.",
+        user_message="",
+        spec=_OURS,
+        section="ARCHITECTURE §2 workers",
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_RUN_FAILED,
+        severity=Severity.WARN,
+        meaning=(
+            "A target's run failed, timed out or was cancelled, after every attempt its "
+            "retry policy allows."
+        ),
+        action="Record each attempt; alert through the task's notifications.",
+        user_message="",
+        spec=_OURS,
+        section="ARCHITECTURE §2 workers",
         alert=AlertLevel.WARN,
     ),
     Reason(

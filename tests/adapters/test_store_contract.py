@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from cronwarden.adapters.memory import MemoryStore
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
-from cronwarden.ports import DispatchRow, Outcome, Store
+from cronwarden.ports import DispatchRow, Outcome, RunRecord, Store
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -160,3 +161,26 @@ def test_sqlite_state_survives_a_restart(tmp_path: Path) -> None:
     again = SqlStore(url)
     assert asyncio.run(again.commit_dispatches([_row(owner="b")], 20)) == [False]
     again.close()
+
+
+def _run(run_id: str, attempt: int = 1, status: str = "running", at: int = 1_000) -> RunRecord:
+    return RunRecord(run_id, "t", "scan", "tr", at, attempt, status, started_at_ms=at + 5,
+                     artifact_dir=f"/a/{run_id}")  # fmt: skip
+
+
+def test_a_run_key_begins_once_and_runs_read_back_newest_first(store: Store) -> None:
+    async def scenario() -> None:
+        assert await store.begin_run(_run("r1"))
+        assert not await store.begin_run(_run("r1-again"))  # same fire, target, attempt
+        assert await store.begin_run(_run("r2", attempt=2))
+        assert await store.begin_run(_run("r3", at=2_000))
+        done = replace(_run("r2", attempt=2), status="succeeded", finished_at_ms=1_100,
+                       exit_code=0, output_tail="ok\n")  # fmt: skip
+        await store.finish_run(done)
+        assert [r.run_id for r in await store.runs()] == ["r3", "r2", "r1"]
+        assert await store.runs(status="succeeded") == [done]
+        assert done.duration_ms == 95
+        assert [r.run_id for r in await store.runs("t", limit=1)] == ["r3"]
+        assert await store.runs("other") == []
+
+    asyncio.run(scenario())

@@ -312,3 +312,27 @@ def test_a_killed_scheduler_restarts_where_it_stopped(tmp_path: Path, cli: Run) 
     outcomes = [(r["fired_at_ms"], r["event_type"], r["reason_code"]) for r in steady]
     assert {r["event_type"] for r in steady} == {"CRON_TASK_DISPATCHED"}, outcomes  # in grace
     assert len(steady) == len({r["fired_at_ms"] for r in steady}), outcomes  # one per instant
+
+
+def test_start_runs_command_targets_and_runs_reads_them_back(tmp_path: Path, cli: Run) -> None:
+    manifest = tmp_path / "cronwarden.yaml"
+    script = "import os, pathlib; pathlib.Path(os.environ['CRONWARDEN_ARTIFACT_DIR'], 'x.txt')"
+    manifest.write_text(
+        "artifacts_dir: out\n"
+        "targets:\n"
+        f"  writer: {{type: command, command: [{sys.executable}, -c,"
+        f" \"{script}.write_text('done')\"]}}\n"
+        "tasks:\n"
+        "  - {task_id: tick, cron: '* * * * * *', targets: [writer], task_class: health}\n"
+    )
+    done = cli("start", "--manifest", str(manifest), "--for", "3")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(cli("runs", "tick", "--manifest", str(manifest), "--json").stdout)
+    assert len(found) >= 2 and {r["status"] for r in found} == {"succeeded"}
+    for run in found:
+        folder = Path(run["artifact_dir"])
+        assert folder.parent == tmp_path / "out" / "tick"
+        assert (folder / "x.txt").read_text() == "done"
+        assert json.loads((folder / "run.json").read_text())["run_id"] == run["run_id"]
+    history = json.loads(cli("history", "tick", "--manifest", str(manifest), "--json").stdout)
+    assert {r["trace_id"] for r in found} <= {r["trace_id"] for r in history}  # linked

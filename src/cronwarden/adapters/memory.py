@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from cronwarden.errors import BackendUnavailable
-from cronwarden.ports import Clock, DispatchRow, KillSwitchState, Outcome
+from cronwarden.ports import Clock, DispatchRow, KillSwitchState, Outcome, RunRecord
 
 
 class MemoryLock:
@@ -56,11 +57,33 @@ class LocalBus:
         self.messages: dict[str, deque[dict[str, Any]]] = {}
         self.down = False
         self._keep = keep
+        self._subscribers: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
 
     async def publish(self, topic: str, payload: Mapping[str, Any]) -> None:
         if self.down:
             raise BackendUnavailable(f"bus: topic {topic!r} is not accepting messages")
-        self.messages.setdefault(topic, deque(maxlen=self._keep)).append(dict(payload))
+        queues = self._subscribers.get(topic, ())
+        if any(queue.full() for queue in queues):
+            raise BackendUnavailable(f"bus: a subscriber of {topic!r} is {self._keep} behind")
+        message = dict(payload)
+        self.messages.setdefault(topic, deque(maxlen=self._keep)).append(message)
+        for queue in queues:
+            queue.put_nowait(dict(message))
+
+    def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:
+        """Messages from this call on (the subscription exists before the first read)."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=self._keep)
+        self._subscribers.setdefault(topic, []).append(queue)
+        return self._drain(topic, queue)
+
+    async def _drain(
+        self, topic: str, queue: asyncio.Queue[dict[str, Any]]
+    ) -> AsyncIterator[dict[str, Any]]:
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers[topic].remove(queue)
 
 
 class MemoryKillSwitch:
@@ -83,6 +106,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._rows: dict[tuple[str, int], DispatchRow] = {}
         self._committed: dict[tuple[str, int], int] = {}
+        self._runs: dict[str, RunRecord] = {}  # in the order they began
+        self._run_keys: set[tuple[str, int, str, int]] = set()
         self._reports: list[tuple[int, dict[str, Any]]] = []
 
     async def commit_dispatches(self, rows: Sequence[DispatchRow], now_ms: int) -> list[bool]:
@@ -133,6 +158,25 @@ class MemoryStore:
 
     async def add_report(self, report: Mapping[str, Any], recorded_at_ms: int) -> None:
         self._reports.append((recorded_at_ms, dict(report)))
+
+    async def begin_run(self, run: RunRecord) -> bool:
+        key = (run.task_id, run.scheduled_at_ms, run.target, run.attempt)
+        if key in self._run_keys:
+            return False
+        self._run_keys.add(key)
+        self._runs[run.run_id] = run
+        return True
+
+    async def finish_run(self, run: RunRecord) -> None:
+        self._runs[run.run_id] = run
+
+    async def runs(
+        self, task_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        found = [run for run in reversed(self._runs.values())
+                 if (task_id is None or run.task_id == task_id)
+                 and (status is None or run.status == status)]  # fmt: skip
+        return found[:limit]
 
     async def reports(
         self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from cronwarden.errors import BackendUnavailable
@@ -32,3 +32,6 @@ class TimedBus:
             raise BackendUnavailable(
                 f"bus: no answer to a publish on {topic!r} within {self._timeout_s:g} s"
             ) from err
+
+    def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:
+        return self._bus.subscribe(topic)

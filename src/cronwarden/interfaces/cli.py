@@ -41,7 +41,7 @@ from cronwarden.cron import CronSchedule, describe, parse
 from cronwarden.cron.zones import resolve_zone
 from cronwarden.errors import CronError, CronwardenError, ManifestError, UnknownTask
 from cronwarden.manifest import Level, LoadResult, Manifest, Problem, TaskSpec, load_manifest
-from cronwarden.ports import KillSwitchState
+from cronwarden.ports import KillSwitchState, RunRecord
 from cronwarden.reasons import ReasonCode
 from cronwarden.telemetry.logging import configure, log_problem, log_report
 
@@ -422,6 +422,44 @@ def history(
         at = datetime.fromtimestamp(int(str(report["fired_at_ms"])) / 1000, UTC)
         cells = [str(report.get(key, "")) for key in ("event_type", "task_id", "reason_code")]
         table.add_row(at.isoformat(), *cells, str(report.get("trace_id", "")))
+    Console().print(table)
+
+
+@app.command("runs")
+def runs(
+    task: Annotated[str | None, typer.Argument(help="Only this task's runs.")] = None,
+    manifest: Annotated[
+        Path, typer.Option("--manifest", help="Whose state to read.")
+    ] = DEFAULT_MANIFEST,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="succeeded, failed, timed_out, cancelled, skipped, running."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of runs.")] = False,
+) -> None:
+    """The runs the workers made of command targets, newest first: one per attempt."""
+    loaded = _manifest_if_readable(manifest)
+    directory = state_dir(manifest, loaded)
+    found: list[RunRecord] = []
+    if (directory / "state.db").exists():
+        store = open_store(directory)
+        try:
+            found = asyncio.run(store.runs(task_id=task, status=status, limit=limit))
+        finally:
+            store.close()
+    if as_json:
+        typer.echo(json.dumps([run.to_dict() for run in found]))
+        return
+    table = Table(title=f"runs ({directory})", title_justify="left")
+    for column in ("started (UTC)", "task", "target", "attempt", "status", "exit", "ms", "run"):
+        table.add_column(column)
+    for run in found:
+        started = datetime.fromtimestamp(run.started_at_ms / 1000, UTC).isoformat()
+        cells = [run.task_id, run.target, str(run.attempt), run.status,
+                 "" if run.exit_code is None else str(run.exit_code),
+                 "" if run.duration_ms is None else str(run.duration_ms), run.run_id]  # fmt: skip
+        table.add_row(started, *cells)
     Console().print(table)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from cronwarden.cron import parse
 from cronwarden.errors import CronError, ManifestError
@@ -30,6 +30,7 @@ from cronwarden.manifest.model import (
     TaskSpec,
     accepted_keys,
 )
+from cronwarden.manifest.targets import BusTarget, CommandTarget, TargetSpec
 from cronwarden.reasons import ReasonCode
 
 TASK_KEYS = accepted_keys(TaskSpec)
@@ -101,9 +102,53 @@ def validate_document(document: Any) -> LoadResult:
         raise ManifestError(str(err)) from None
     problems: list[Problem] = []
     settings = _settings(raw_settings, problems)
-    tasks = _tasks(entries, section, settings, problems)
+    targets, broken = _targets(settings.targets, problems)
+    tasks = _routable(_tasks(entries, section, settings, problems), broken, problems)
     manifest = Manifest.model_validate({**settings.model_dump(), "tasks": tasks})
-    return LoadResult(manifest, tuple(problems))
+    return LoadResult(manifest.model_copy(update={"targets": targets}), tuple(problems))
+
+
+# -- targets ----------------------------------------------------------------------
+
+_TARGET = TypeAdapter[BusTarget | CommandTarget](TargetSpec)
+
+
+def _targets(
+    raw: dict[str, Any], problems: list[Problem]
+) -> tuple[dict[str, BusTarget | CommandTarget], set[str]]:
+    """The valid target configurations, and the names of the invalid ones."""
+    valid: dict[str, BusTarget | CommandTarget] = {}
+    broken: set[str] = set()
+    for name, entry in raw.items():
+        try:
+            valid[str(name)] = _TARGET.validate_python(entry)
+        except ValidationError as err:
+            broken.add(str(name))
+            problems.extend(
+                Problem(
+                    Level.ERROR,
+                    ReasonCode.CRON_RUNNER_TARGET_INVALID,
+                    f"targets.{name}",
+                    _describe(error),
+                )  # fmt: skip
+                for error in err.errors()
+            )
+    return valid, broken
+
+
+def _routable(tasks: list[TaskSpec], broken: set[str], problems: list[Problem]) -> list[TaskSpec]:
+    """Tasks routed to an invalid target are rejected too: never silently bus-only."""
+    kept = []
+    for task in tasks:
+        bad = sorted(broken.intersection(task.targets))
+        if bad:
+            why = f"targets: {', '.join(bad)} is invalid"
+            problems.append(
+                Problem(Level.ERROR, ReasonCode.CRON_RUNNER_TARGET_INVALID, task.task_id, why)
+            )
+        else:
+            kept.append(task)
+    return kept
 
 
 # -- settings ---------------------------------------------------------------------

@@ -20,6 +20,9 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from cronwarden.cron.fields import DAY_OF_WEEK, field_bits
 from cronwarden.cron.zones import resolve_zone
 from cronwarden.errors import CronError
+from cronwarden.manifest.targets import BusTarget, CommandTarget
+
+BUS_ONLY = BusTarget()
 
 #: spec 000: "Hourly default prevents unintentional high-frequency dispatch."
 DEFAULT_CRON_EXPRESSION = "0 * * * *"
@@ -31,6 +34,15 @@ class TaskClass(StrEnum):
     TRADING = "trading"
     GOVERNANCE = "governance"
     HEALTH = "health"
+
+
+class Overlap(StrEnum):
+    """What a new run does while the task's previous run is still running."""
+
+    FORBID = "forbid"  # skipped and recorded (CRON_RUNNER_OVERLAP_SKIP)
+    ALLOW = "allow"  # runs alongside
+    REPLACE = "replace"  # the running one is cancelled (recorded), the new one runs
+    QUEUE_ONE = "queue_one"  # waits for the running one; a further one is skipped
 
 
 class CatchUp(StrEnum):
@@ -134,6 +146,7 @@ class TaskSpec(_Strict):
     config: Mapping[str, Any] = Field(default_factory=lambda: NOTHING)
     misfire_grace_s: float = Field(default=30.0, gt=0, le=86_400)
     catch_up: CatchUp = CatchUp.SKIP
+    overlap: Overlap = Overlap.FORBID
     # spec 003: what a skill job runs
     skill: str | None = None
     persona: str | None = None
@@ -161,6 +174,8 @@ class Settings(_Strict):
 
     timezone: str = "UTC"
     max_concurrent_tasks: int = Field(default=20, ge=1)
+    #: Target runs (commands) the in-process workers run at once; the rest wait in order.
+    max_concurrent_runs: int = Field(default=8, ge=1, le=256)
     state_dir: str | None = None
     artifacts_dir: str | None = None
     log_level: str = "info"
@@ -197,6 +212,11 @@ class Manifest(Settings):
     def zone_of(self, task: TaskSpec) -> str:
         """The timezone a task's expression is read in: its own, else the manifest's."""
         return task.timezone or self.timezone
+
+    def target(self, name: str) -> BusTarget | CommandTarget:
+        """How the target ``name`` runs: its validated entry, else only published."""
+        spec = self.targets.get(name)
+        return spec if isinstance(spec, BusTarget | CommandTarget) else BUS_ONLY
 
 
 def accepted_keys(model: type[BaseModel]) -> frozenset[str]:

@@ -152,6 +152,11 @@ class CronRunner:
         await self._seen([report])
         return report
 
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest running now (the last good one after a reload)."""
+        return self._manifest
+
     def task_class(self, task_id: str) -> str:
         """The class of a running task (for metric labels), ``""`` for none."""
         task = self._tasks.get(task_id)

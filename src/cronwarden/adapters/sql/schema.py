@@ -69,6 +69,29 @@ controls = Table(
     Column("changed_at_ms", BigInteger, nullable=False),
 )
 
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False, unique=True),
+    Column("task_id", String(255), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("trace_id", String(64), nullable=False),
+    Column("scheduled_at_ms", BigInteger, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at_ms", BigInteger, nullable=False),
+    Column("finished_at_ms", BigInteger),
+    Column("exit_code", Integer),
+    Column("reason_code", String(64), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("output_tail", Text, nullable=False),
+    Column("artifact_dir", Text, nullable=False),
+    # the run key: a re-published trigger runs each attempt at most once
+    UniqueConstraint("task_id", "scheduled_at_ms", "target", "attempt", name="uq_run_key"),
+)
+Index("ix_runs_task_time", runs.c.task_id, runs.c.started_at_ms)
+
 meta = Table(
     "cronwarden_meta",
     metadata,

@@ -42,9 +42,10 @@ from cronwarden.adapters.sql.schema import (
     meta,
     metadata,
     reports,
+    runs,
 )
 from cronwarden.errors import BackendUnavailable
-from cronwarden.ports import DispatchRow, Outcome
+from cronwarden.ports import DispatchRow, Outcome, RunRecord
 
 T = TypeVar("T")
 
@@ -72,6 +73,7 @@ class SqlStore:
         _upgrade(self._engine)
         dialect = self._engine.dialect
         insert_of = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        self._insert = insert_of
         # ON CONFLICT DO NOTHING: a fire another instance committed first is not an error.
         commit = insert_of(dispatches).on_conflict_do_nothing(
             index_elements=["task_id", "scheduled_at_ms"]
@@ -210,6 +212,39 @@ class SqlStore:
         statement = insert(reports).values(**_report_params(report, recorded_at_ms))
         await self._run(lambda: self._execute(statement))
 
+    async def begin_run(self, run: RunRecord) -> bool:
+        values = {key: value for key, value in run.to_dict().items() if key != "duration_ms"}
+        statement = self._insert(runs).on_conflict_do_nothing().values(**values)
+
+        def work() -> bool:
+            with self._engine.begin() as conn:
+                return conn.execute(statement).rowcount == 1
+
+        return await self._run(work)
+
+    async def finish_run(self, run: RunRecord) -> None:
+        values = {key: value for key, value in run.to_dict().items()
+                  if key not in ("duration_ms", "run_id")}  # fmt: skip
+        statement = update(runs).where(runs.c.run_id == run.run_id).values(**values)
+        await self._run(lambda: self._execute(statement))
+
+    async def runs(
+        self, task_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        statement = select(runs).order_by(runs.c.id.desc()).limit(limit)
+        if task_id is not None:
+            statement = statement.where(runs.c.task_id == task_id)
+        if status is not None:
+            statement = statement.where(runs.c.status == status)
+        fields = RunRecord.__slots__
+
+        def work() -> list[RunRecord]:
+            with self._engine.connect() as conn:
+                return [RunRecord(**{f: row._mapping[f] for f in fields})
+                        for row in conn.execute(statement)]  # fmt: skip
+
+        return await self._run(work)
+
     async def reports(
         self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
@@ -227,6 +262,7 @@ class SqlStore:
 
     async def prune(self, recorded_before_ms: int) -> int:
         old_reports = delete(reports).where(reports.c.recorded_at_ms < recorded_before_ms)
+        old_runs = delete(runs).where(runs.c.started_at_ms < recorded_before_ms)
         old_rows = (
             delete(dispatches)
             .where(dispatches.c.committed_at_ms < recorded_before_ms)
@@ -235,7 +271,7 @@ class SqlStore:
 
         def work() -> int:
             with self._engine.begin() as conn:
-                return conn.execute(old_reports).rowcount + conn.execute(old_rows).rowcount
+                return sum(conn.execute(old).rowcount for old in (old_reports, old_rows, old_runs))
 
         return await self._run(work)
 

@@ -1,0 +1,61 @@
+"""How a target runs (manifest ``targets:``, ARCHITECTURE §3): only published on the
+bus (the default for a target with no entry), or a command the worker runs.
+
+```yaml
+targets:
+  scan.hot: {type: command, command: [python, -m, scans.hot], timeout_s: 600,
+             retry: {max_attempts: 3, delay_seconds: 60, backoff_multiplier: 2.0}}
+```
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Target(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Retry(_Target):
+    """Spec 003's retry policy: attempt n waits ``delay_seconds × multiplier^(n-2)``
+    (capped at ``max_delay_seconds``), spread by ``± jitter`` of itself."""
+
+    max_attempts: int = Field(default=1, ge=1, le=100)
+    delay_seconds: float = Field(default=0.0, ge=0, le=86_400)
+    backoff_multiplier: float = Field(default=2.0, ge=1, le=100)
+    max_delay_seconds: float = Field(default=3_600.0, ge=0, le=86_400)
+    jitter: float = Field(default=0.0, ge=0, le=1)
+
+    def delay_before(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before ``attempt`` (2, 3, …)."""
+        base = self.delay_seconds * self.backoff_multiplier ** max(attempt - 2, 0)
+        delay = min(base, self.max_delay_seconds)
+        if self.jitter and delay:
+            delay *= 1 + (rng or random).uniform(-self.jitter, self.jitter)
+        return delay
+
+
+class BusTarget(_Target):
+    """The trigger is only published on ``cron.trigger``; an outside consumer acts."""
+
+    type: Literal["bus"] = "bus"
+
+
+class CommandTarget(_Target):
+    """A command run by the worker: an argv list, never a shell unless ``shell: true``."""
+
+    type: Literal["command"]
+    command: tuple[str, ...] = Field(min_length=1)
+    shell: bool = False
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=3_600.0, gt=0, le=7 * 86_400)
+    kill_grace_s: float = Field(default=5.0, ge=0, le=600)
+    retry: Retry = Field(default_factory=Retry)
+
+
+TargetSpec = Annotated[BusTarget | CommandTarget, Field(discriminator="type")]

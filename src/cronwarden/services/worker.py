@@ -1,0 +1,248 @@
+"""The worker: runs what a ``cron.trigger`` asks for, once per run key, and records it.
+
+For each trigger it looks the target up in the running manifest. A bus-only target is
+someone else's to act on; a command target is run here: each attempt in its own
+artifact folder (``{artifacts_dir}/{task_id}/{UTC start}_{run_id}/`` with
+``stdout.log``, ``stderr.log``, ``run.json`` and whatever the job writes to
+``$CRONWARDEN_ARTIFACT_DIR``), retried by the target's policy with the waits read
+from the injected clock, and each attempt is a :class:`~cronwarden.ports.RunRecord`.
+The run key ``(task_id, scheduled_at_ms, target, attempt)`` is unique in the store,
+so a trigger published twice (the outbox) runs once. The task's overlap policy
+decides what a trigger does while the previous run of the same target still runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from cronwarden.manifest.model import Manifest, Overlap, TaskSpec
+from cronwarden.manifest.targets import CommandTarget
+from cronwarden.ports import Clock, RunRecord, Store
+from cronwarden.reasons import ReasonCode
+from cronwarden.workers.command import CommandResult, run_command
+
+LOGGER = logging.getLogger("cronwarden.worker")
+
+
+class Execute(Protocol):
+    """How one command attempt runs (:func:`~cronwarden.workers.command.run_command`)."""
+
+    def __call__(
+        self,
+        argv: tuple[str, ...],
+        *,
+        env: Mapping[str, str],
+        cwd: str | None,
+        out_dir: Path,
+        timeout_s: float,
+        kill_grace_s: float,
+        shell: bool,
+    ) -> Awaitable[CommandResult]: ...
+
+
+def new_run_id() -> str:
+    return f"run_{secrets.token_hex(6)}"
+
+
+class Worker:
+    """Consumes triggers and runs their command targets."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        store: Store,
+        manifest: Callable[[], Manifest],
+        artifacts_dir: Path,
+        *,
+        execute: Execute = run_command,
+        on_run: Callable[[RunRecord], None] = lambda run: None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._clock, self._store, self._manifest = clock, store, manifest
+        self._artifacts = artifacts_dir
+        self._execute, self._on_run = execute, on_run
+        self._rng = rng or random.Random()
+        self._slots = asyncio.Semaphore(manifest().max_concurrent_runs)
+        self._running: dict[tuple[str, str], asyncio.Task[list[RunRecord]]] = {}
+        self._waiting: set[tuple[str, str]] = set()
+        self._handling: set[asyncio.Task[list[RunRecord]]] = set()
+
+    async def run(self, triggers: AsyncIterator[dict[str, Any]], stop: asyncio.Event) -> None:
+        """Handle each trigger from ``triggers`` until ``stop``; then cancel what still
+        runs (each process group is stopped and its run recorded as cancelled)."""
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                next_trigger = asyncio.ensure_future(anext(triggers))
+                await asyncio.wait({next_trigger, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if not next_trigger.done():
+                    next_trigger.cancel()
+                    break
+                handling = asyncio.ensure_future(self.handle(next_trigger.result()))
+                self._handling.add(handling)
+                handling.add_done_callback(self._handling.discard)
+        finally:
+            stopper.cancel()
+            for handling in list(self._handling):
+                handling.cancel()
+            await asyncio.gather(*self._handling, return_exceptions=True)
+
+    async def handle(self, trigger: Mapping[str, Any]) -> list[RunRecord]:
+        """Run one trigger's target per its task's overlap policy; the attempts' records
+        (none for a bus-only target or a duplicate trigger)."""
+        manifest = self._manifest()
+        target_name = str(trigger["target"])
+        target = manifest.target(target_name)
+        if not isinstance(target, CommandTarget):
+            return []  # bus only: an outside consumer acts on the trigger
+        task = _task_or_default(manifest, str(trigger["task_id"]))
+        key = (task.task_id, target_name)
+        running = self._running.get(key)
+        if running is not None and not running.done():
+            if task.overlap is Overlap.FORBID or (
+                task.overlap is Overlap.QUEUE_ONE and key in self._waiting
+            ):
+                return [await self._skipped(task, target_name, trigger)]
+            if task.overlap is Overlap.REPLACE:
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+            elif task.overlap is Overlap.QUEUE_ONE:
+                self._waiting.add(key)
+                try:
+                    await asyncio.gather(running, return_exceptions=True)
+                finally:
+                    self._waiting.discard(key)
+        attempts = asyncio.ensure_future(self._attempts(task, target_name, target, trigger))
+        if task.overlap is not Overlap.ALLOW:
+            self._running[key] = attempts
+        try:
+            return await attempts
+        finally:
+            if self._running.get(key) is attempts:
+                del self._running[key]
+
+    async def _attempts(
+        self, task: TaskSpec, name: str, target: CommandTarget, trigger: Mapping[str, Any]
+    ) -> list[RunRecord]:
+        records: list[RunRecord] = []
+        for attempt in range(1, target.retry.max_attempts + 1):
+            if attempt > 1:
+                await self._clock.sleep(target.retry.delay_before(attempt, self._rng))
+            async with self._slots:
+                record = await self._attempt(task, name, target, trigger, attempt)
+            if record is None:
+                break  # this attempt of this fire was run already: a duplicate trigger
+            records.append(record)
+            if record.status == "succeeded":
+                break
+        return records
+
+    async def _attempt(
+        self,
+        task: TaskSpec,
+        name: str,
+        target: CommandTarget,
+        trigger: Mapping[str, Any],
+        attempt: int,
+    ) -> RunRecord | None:
+        run_id = new_run_id()
+        started = self._clock.now()
+        folder = self._artifacts / task.task_id / f"{started:%Y%m%dT%H%M%S}Z_{run_id}"
+        run = RunRecord(
+            run_id=run_id, task_id=task.task_id, target=name,
+            trace_id=str(trigger.get("trace_id", "")),
+            scheduled_at_ms=int(trigger["scheduled_at"]), attempt=attempt, status="running",
+            started_at_ms=_ms(started), artifact_dir=str(folder),
+        )  # fmt: skip
+        if not await self._store.begin_run(run):
+            return None
+        env = await self._environment(task, target, run, target.retry.max_attempts)
+        try:
+            result = await self._execute(
+                target.command, env=env, cwd=target.cwd, out_dir=folder,
+                timeout_s=target.timeout_s, kill_grace_s=target.kill_grace_s, shell=target.shell,
+            )  # fmt: skip
+        except asyncio.CancelledError:  # replaced by a newer run, or the worker stops
+            await self._finish(run, CommandResult("cancelled", None, 0, "", "", "cancelled"))
+            raise
+        return await self._finish(run, result)
+
+    async def _finish(self, run: RunRecord, result: CommandResult) -> RunRecord:
+        failed = result.status != "succeeded"
+        done = replace(
+            run, status=result.status, finished_at_ms=_ms(self._clock.now()),
+            exit_code=result.exit_code, error=result.error,
+            reason_code=str(ReasonCode.CRON_RUNNER_RUN_FAILED) if failed else "",
+            output_tail=result.stderr_tail if failed and result.stderr_tail else result.stdout_tail,
+        )  # fmt: skip
+        await asyncio.to_thread(_write_run_json, done)
+        await self._store.finish_run(done)
+        self._on_run(done)
+        log = LOGGER.warning if failed else LOGGER.info
+        log("%s %s attempt %d: %s", done.task_id, done.target, done.attempt, done.status,
+            extra={"task_id": done.task_id, "trace_id": done.trace_id,
+                   "reason_code": done.reason_code or None})  # fmt: skip
+        return done
+
+    async def _skipped(self, task: TaskSpec, name: str, trigger: Mapping[str, Any]) -> RunRecord:
+        now_ms = _ms(self._clock.now())
+        run = RunRecord(
+            run_id=new_run_id(), task_id=task.task_id, target=name,
+            trace_id=str(trigger.get("trace_id", "")),
+            scheduled_at_ms=int(trigger["scheduled_at"]), attempt=1, status="skipped",
+            started_at_ms=now_ms, finished_at_ms=now_ms,
+            reason_code=str(ReasonCode.CRON_RUNNER_OVERLAP_SKIP),
+            error=f"the previous run of {name} is still running (overlap: {task.overlap})",
+        )  # fmt: skip
+        if await self._store.begin_run(run):
+            self._on_run(run)
+        return run
+
+    async def _environment(
+        self, task: TaskSpec, target: CommandTarget, run: RunRecord, attempts: int
+    ) -> dict[str, str]:
+        previous = await self._store.runs(task.task_id, status="succeeded", limit=1)
+        scheduled = datetime.fromtimestamp(run.scheduled_at_ms / 1000, UTC)
+        return {
+            **os.environ,
+            **target.env,
+            "CRONWARDEN_TASK_ID": task.task_id,
+            "CRONWARDEN_TARGET": run.target,
+            "CRONWARDEN_SCHEDULED_AT": scheduled.isoformat(),
+            "CRONWARDEN_TRACE_ID": run.trace_id,
+            "CRONWARDEN_RUN_ID": run.run_id,
+            "CRONWARDEN_ATTEMPT": str(run.attempt),
+            "CRONWARDEN_MAX_ATTEMPTS": str(attempts),
+            "CRONWARDEN_ARTIFACT_DIR": run.artifact_dir,
+            "CRONWARDEN_PREVIOUS_ARTIFACT_DIR": previous[0].artifact_dir if previous else "",
+            "CRONWARDEN_CONFIG": json.dumps(dict(task.config), default=str),
+        }
+
+
+def _task_or_default(manifest: Manifest, task_id: str) -> TaskSpec:
+    """The task as the manifest has it now; a task removed since its dispatch runs with
+    the defaults (its trigger was dispatched and is honoured)."""
+    try:
+        return manifest.task(task_id)
+    except KeyError:
+        return TaskSpec(task_id=task_id)
+
+
+def _write_run_json(run: RunRecord) -> None:
+    folder = Path(run.artifact_dir)
+    if folder.is_dir():
+        (folder / "run.json").write_text(json.dumps(run.to_dict(), indent=2) + "\n")
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)

@@ -1,0 +1,257 @@
+"""The worker: command targets run once per run key, retried on the clock, per overlap
+policy, with artifacts and run records (real processes where a process is the point)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cronwarden.adapters.memory import LocalBus, MemoryStore
+from cronwarden.manifest import validate_document
+from cronwarden.manifest.model import Manifest
+from cronwarden.ports import RunRecord
+from cronwarden.reasons import ReasonCode
+from cronwarden.services.dispatch import TRIGGER_TOPIC
+from cronwarden.services.worker import Worker
+from cronwarden.testing import FakeClock
+from cronwarden.workers.command import CommandResult
+
+AT_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+class SelfAdvancingClock(FakeClock):
+    """A fake clock whose sleeps pass at once, each one noted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float, *, precise: bool = False) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+
+def _manifest(target: dict[str, Any], **task: Any) -> Manifest:
+    result = validate_document({
+        "targets": {"job": target},
+        "tasks": [{"task_id": "scan", "cron": "* * * * *", "targets": ["job"], **task}],
+    })  # fmt: skip
+    assert not [p for p in result.problems if p.level == "error"], result.problems
+    return result.manifest
+
+
+def _trigger(at_ms: int = AT_MS, target: str = "job") -> dict[str, Any]:
+    return {"task_id": "scan", "target": target, "scheduled_at": at_ms, "trace_id": "tr_1"}
+
+
+class Scripted:
+    """An ``execute`` that returns the given statuses in turn, each after ``gate`` opens."""
+
+    def __init__(self, *statuses: str, gate: asyncio.Event | None = None) -> None:
+        self.statuses = list(statuses)
+        self.gate = gate
+        self.calls: list[Mapping[str, str]] = []
+        self.started = asyncio.Event()
+
+    async def __call__(self, argv: tuple[str, ...], *, env: Mapping[str, str],
+                       **_: Any) -> CommandResult:  # fmt: skip
+        self.calls.append(env)
+        self.started.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        status = self.statuses.pop(0)
+        return CommandResult(status, 0 if status == "succeeded" else 1, 5, "out\n", "", "")
+
+
+def test_a_command_target_runs_with_its_context_and_leaves_its_artifacts(tmp_path: Path) -> None:
+    script = (
+        "import json, os, pathlib\n"
+        "folder = pathlib.Path(os.environ['CRONWARDEN_ARTIFACT_DIR'])\n"
+        "(folder / 'report.csv').write_text('a,b\\n')\n"
+        "keys = ['CRONWARDEN_TASK_ID', 'CRONWARDEN_SCHEDULED_AT', 'CRONWARDEN_TRACE_ID',"
+        " 'CRONWARDEN_ATTEMPT', 'CRONWARDEN_CONFIG', 'GREETING']\n"
+        "print(json.dumps({k: os.environ[k] for k in keys}))\n"
+    )
+    manifest = _manifest({"type": "command", "command": [sys.executable, "-c", script],
+                          "env": {"GREETING": "hi"}}, config={"depth": 3})  # fmt: skip
+    store = MemoryStore()
+    worker = Worker(FakeClock(), store, lambda: manifest, tmp_path / "artifacts")
+    (run,) = asyncio.run(worker.handle(_trigger()))
+    assert (run.status, run.exit_code, run.attempt, run.reason_code) == ("succeeded", 0, 1, "")
+    seen = json.loads(run.output_tail)
+    assert seen == {"CRONWARDEN_TASK_ID": "scan", "CRONWARDEN_SCHEDULED_AT":
+                    "2026-01-01T00:00:00+00:00", "CRONWARDEN_TRACE_ID": "tr_1",
+                    "CRONWARDEN_ATTEMPT": "1", "CRONWARDEN_CONFIG": '{"depth": 3}',
+                    "GREETING": "hi"}  # fmt: skip
+    folder = Path(run.artifact_dir)
+    assert folder.parent == tmp_path / "artifacts" / "scan"
+    assert sorted(p.name for p in folder.iterdir()) == ["report.csv", "run.json", "stderr.log",
+                                                         "stdout.log"]  # fmt: skip
+    assert json.loads((folder / "run.json").read_text())["status"] == "succeeded"
+    assert asyncio.run(store.runs()) == [run]
+
+
+def test_the_next_run_finds_the_last_good_artifacts(tmp_path: Path) -> None:
+    manifest = _manifest({"type": "command", "command": ["true"]})
+    execute = Scripted("succeeded", "succeeded")
+    worker = Worker(FakeClock(), MemoryStore(), lambda: manifest, tmp_path, execute=execute)
+    (first,) = asyncio.run(worker.handle(_trigger()))
+    asyncio.run(worker.handle(_trigger(AT_MS + 60_000)))
+    assert execute.calls[0]["CRONWARDEN_PREVIOUS_ARTIFACT_DIR"] == ""
+    assert execute.calls[1]["CRONWARDEN_PREVIOUS_ARTIFACT_DIR"] == first.artifact_dir
+
+
+def test_failures_are_retried_with_backoff_read_from_the_clock(tmp_path: Path) -> None:
+    retry = {"max_attempts": 4, "delay_seconds": 10, "backoff_multiplier": 2,
+             "max_delay_seconds": 15}  # fmt: skip
+    manifest = _manifest({"type": "command", "command": ["x"], "retry": retry})
+    clock = SelfAdvancingClock()
+    execute = Scripted("failed", "timed_out", "failed", "succeeded")
+    worker = Worker(clock, MemoryStore(), lambda: manifest, tmp_path, execute=execute)
+    runs = asyncio.run(worker.handle(_trigger()))
+    assert [(r.attempt, r.status) for r in runs] == [
+        (1, "failed"), (2, "timed_out"), (3, "failed"), (4, "succeeded")]  # fmt: skip
+    assert clock.slept == [10, 15, 15]  # 10, then 20 and 40 capped at 15
+    assert {r.reason_code for r in runs[:3]} == {ReasonCode.CRON_RUNNER_RUN_FAILED}
+
+
+def test_jitter_spreads_the_waits_within_its_bounds(tmp_path: Path) -> None:
+    retry = {"max_attempts": 30, "delay_seconds": 10, "backoff_multiplier": 1, "jitter": 0.2}
+    manifest = _manifest({"type": "command", "command": ["x"], "retry": retry})
+    clock = SelfAdvancingClock()
+    worker = Worker(clock, MemoryStore(), lambda: manifest, tmp_path,
+                    execute=Scripted(*["failed"] * 30))  # fmt: skip
+    asyncio.run(worker.handle(_trigger()))
+    assert len(clock.slept) == 29 and all(8 <= s <= 12 for s in clock.slept)
+    assert len(set(clock.slept)) > 1
+
+
+def test_a_trigger_published_twice_runs_once(tmp_path: Path) -> None:
+    manifest = _manifest({"type": "command", "command": ["x"]})
+    execute = Scripted("succeeded")
+    worker = Worker(FakeClock(), MemoryStore(), lambda: manifest, tmp_path, execute=execute)
+    assert len(asyncio.run(worker.handle(_trigger()))) == 1
+    assert asyncio.run(worker.handle(_trigger())) == []
+    assert len(execute.calls) == 1
+
+
+def test_a_bus_only_target_is_left_to_its_consumer(tmp_path: Path) -> None:
+    manifest = _manifest({"type": "bus"})
+    store = MemoryStore()
+    worker = Worker(FakeClock(), store, lambda: manifest, tmp_path, execute=Scripted())
+    assert asyncio.run(worker.handle(_trigger())) == []
+    assert asyncio.run(worker.handle(_trigger(target="unconfigured"))) == []
+    assert asyncio.run(store.runs()) == []
+
+
+def _overlapping(policy: str, tmp_path: Path, count: int) -> tuple[list[list[RunRecord]], int]:
+    """``count`` triggers of one task, each arriving while the first still runs."""
+    manifest = _manifest({"type": "command", "command": ["x"]}, overlap=policy)
+
+    async def scenario() -> tuple[list[list[RunRecord]], int]:
+        gate = asyncio.Event()
+        execute = Scripted(*["succeeded"] * count, gate=gate)
+        worker = Worker(FakeClock(), MemoryStore(), lambda: manifest, tmp_path, execute=execute)
+        first = asyncio.ensure_future(worker.handle(_trigger()))
+        await execute.started.wait()
+        later = [asyncio.ensure_future(worker.handle(_trigger(AT_MS + n * 1000)))
+                 for n in range(1, count)]  # fmt: skip
+        for _ in range(10):
+            await asyncio.sleep(0)
+        gate.set()
+        return [await first, *[await run for run in later]], len(execute.calls)
+
+    return asyncio.run(scenario())
+
+
+def test_overlap_forbid_skips_a_trigger_while_the_last_run_runs(tmp_path: Path) -> None:
+    (first, second), started = _overlapping("forbid", tmp_path, 2)
+    assert [r.status for r in first] == ["succeeded"] and started == 1
+    assert [(r.status, r.reason_code) for r in second] == [
+        ("skipped", ReasonCode.CRON_RUNNER_OVERLAP_SKIP)]  # fmt: skip
+
+
+def test_overlap_allow_runs_alongside(tmp_path: Path) -> None:
+    runs, started = _overlapping("allow", tmp_path, 2)
+    assert [[r.status for r in rs] for rs in runs] == [["succeeded"], ["succeeded"]]
+    assert started == 2
+
+
+def test_overlap_replace_cancels_the_running_one(tmp_path: Path) -> None:
+    manifest = _manifest({"type": "command", "command": ["x"]}, overlap="replace")
+    store = MemoryStore()
+
+    async def scenario() -> list[RunRecord]:
+        gate = asyncio.Event()
+        execute = Scripted("succeeded", "succeeded", gate=gate)
+        worker = Worker(FakeClock(), store, lambda: manifest, tmp_path, execute=execute)
+        first = asyncio.ensure_future(worker.handle(_trigger()))
+        await execute.started.wait()
+        second = asyncio.ensure_future(worker.handle(_trigger(AT_MS + 1000)))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(first, return_exceptions=True)
+        return await second
+
+    (replacement,) = asyncio.run(scenario())
+    assert replacement.status == "succeeded"
+    assert [r.status for r in asyncio.run(store.runs())] == ["succeeded", "cancelled"]
+
+
+def test_overlap_queue_one_waits_and_skips_a_third(tmp_path: Path) -> None:
+    (first, second, third), started = _overlapping("queue_one", tmp_path, 3)
+    assert [r.status for r in first] == ["succeeded"]
+    assert [r.status for r in second] == ["succeeded"]  # waited for the first
+    assert [r.status for r in third] == ["skipped"]  # one was already waiting
+    assert started == 2
+
+
+def test_the_worker_consumes_triggers_from_the_bus_until_stopped(tmp_path: Path) -> None:
+    manifest = _manifest({"type": "command", "command": ["x"]})
+    seen: list[RunRecord] = []
+
+    async def scenario() -> None:
+        bus = LocalBus()
+        worker = Worker(FakeClock(), MemoryStore(), lambda: manifest, tmp_path,
+                        execute=Scripted("succeeded"), on_run=seen.append)  # fmt: skip
+        stop = asyncio.Event()
+        consuming = asyncio.ensure_future(worker.run(bus.subscribe(TRIGGER_TOPIC), stop))
+        await bus.publish(TRIGGER_TOPIC, _trigger())
+        for _ in range(500):  # the run's record is written from a thread: real time passes
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(consuming, timeout=5)
+
+    asyncio.run(scenario())
+    assert [r.status for r in seen] == ["succeeded"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [{"type": "command"}, {"type": "command", "command": []}, {"type": "ftp"},
+     {"type": "command", "command": ["x"], "timeout_s": -1},
+     {"type": "command", "command": ["x"], "retry": {"max_attempts": 0}},
+     {"type": "command", "command": ["x"], "surprise": 1}],
+    ids=["no-command", "empty-command", "unknown-type", "negative-timeout", "no-attempts",
+         "unknown-key"],
+)  # fmt: skip
+def test_a_bad_target_is_rejected_with_its_tasks_and_the_rest_run(target: dict[str, Any]) -> None:
+    result = validate_document({
+        "targets": {"broken": target, "fine": {"type": "command", "command": ["true"]}},
+        "tasks": [{"task_id": "a", "cron": "* * * * *", "targets": ["broken"]},
+                  {"task_id": "b", "cron": "* * * * *", "targets": ["fine"]}],
+    })  # fmt: skip
+    codes = {(p.code, p.where.split(":")[0]) for p in result.problems}
+    assert (ReasonCode.CRON_RUNNER_TARGET_INVALID, "targets.broken") in codes
+    assert (ReasonCode.CRON_RUNNER_TARGET_INVALID, "a") in codes
+    assert [t.task_id for t in result.manifest.tasks] == ["b"]
+    assert set(result.manifest.targets) == {"fine"}
