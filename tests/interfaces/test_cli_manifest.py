@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -103,7 +104,32 @@ def test_run_dry_run_walks_every_step_without_side_effects(tmp_path: Path, cli: 
     assert not (tmp_path / ".cronwarden").exists()  # nothing written
 
 
-def test_run_without_dry_run_says_it_needs_the_workers(tmp_path: Path, cli: Run) -> None:
-    done = cli("run", "x", "--manifest", str(EXAMPLES / "cronwarden.yaml"))
+def test_run_runs_the_targets_now_and_exits_with_the_jobs_code(tmp_path: Path, cli: Run) -> None:
+    manifest = tmp_path / "cronwarden.yaml"
+    script = "import time; print('step 1', flush=True); time.sleep(0.5); print('step 2'); exit(3)"
+    manifest.write_text(
+        "targets:\n"
+        f'  job: {{type: command, command: [{sys.executable}, -c, "{script}"],'
+        " retry: {max_attempts: 2}}\n"
+        "  ok: {type: command, command: ['true']}\n"
+        "tasks:\n"
+        "  - {task_id: report, cron: '0 0 * * *', targets: [ok, job, elsewhere],"
+        " task_class: governance}\n"
+    )
+    done = cli("run", "report", "--manifest", str(manifest))
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.count("step 2") == 2  # streamed, once per attempt
+    assert "job attempt 2: failed" in done.stderr and "elsewhere: bus only" in done.stderr
+    runs = json.loads(cli("runs", "report", "--manifest", str(manifest), "--json").stdout)
+    assert sorted((r["target"], r["attempt"], r["status"]) for r in runs) == [
+        ("job", 1, "failed"), ("job", 2, "failed"), ("ok", 1, "succeeded")]  # fmt: skip
+
+
+def test_run_refuses_a_trading_task_while_the_kill_switch_is_on(tmp_path: Path, cli: Run) -> None:
+    manifest = tmp_path / "cronwarden.yaml"
+    manifest.write_text("targets: {job: {type: command, command: ['true']}}\n"
+                        "tasks: [{task_id: buy, cron: '0 0 * * *', targets: [job]}]\n")  # fmt: skip
+    assert cli("killswitch", "on", "--reason", "drill", "--manifest", str(manifest)).returncode == 0
+    done = cli("run", "buy", "--manifest", str(manifest))
     assert done.returncode == 2
-    assert done.stderr.startswith("CRONWARDEN_NOT_AVAILABLE:")
+    assert done.stderr.startswith("KILL_SWITCH_ACTIVE: buy is a trading task")

@@ -13,6 +13,8 @@ Exit codes (documented in docs/cli.md):
 from __future__ import annotations
 
 import asyncio
+import codecs
+import contextlib
 import getpass
 import json
 import signal
@@ -34,15 +36,27 @@ from rich.table import Table
 from cronwarden._version import __version__
 from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore
-from cronwarden.app import event_report, listen, open_store, run_scheduler, state_dir
+from cronwarden.adapters.system import SystemClock
+from cronwarden.app import (
+    artifacts_dir,
+    event_report,
+    listen,
+    open_store,
+    run_scheduler,
+    state_dir,
+)
 from cronwarden.core.pipeline import explain, lock_key
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import CronSchedule, describe, parse
 from cronwarden.cron.zones import resolve_zone
 from cronwarden.errors import CronError, CronwardenError, ManifestError, UnknownTask
 from cronwarden.manifest import Level, LoadResult, Manifest, Problem, TaskSpec, load_manifest
+from cronwarden.manifest.model import TaskClass
+from cronwarden.manifest.targets import CommandTarget
 from cronwarden.ports import KillSwitchState, RunRecord
 from cronwarden.reasons import ReasonCode
+from cronwarden.services.scheduler import new_trace_id
+from cronwarden.services.worker import Worker
 from cronwarden.telemetry.logging import configure, log_problem, log_report
 
 EXIT_PROBLEM_FOUND = 1
@@ -540,20 +554,99 @@ def run_task(
     ] = False,
     manifest: Annotated[Path, typer.Option("--manifest", help="The manifest.")] = DEFAULT_MANIFEST,
 ) -> None:
-    """Walk TASK through the decision pipeline for now and print each step's decision."""
-    if not dry_run:
-        raise CronwardenError(
-            "run without --dry-run runs the task's targets, which comes with the workers; "
-            "use --dry-run to see what the scheduler would decide",
-            code="CRONWARDEN_NOT_AVAILABLE",
-        )
+    """Run TASK's targets now, in the foreground, and exit with the job's exit code; with
+    --dry-run, walk it through the decision pipeline and print each step's decision."""
     result = load_manifest(manifest)
     task = _task_of(result.manifest, task_id, manifest)
     now = datetime.now(UTC).replace(microsecond=0)
-    for line in asyncio.run(
-        _dry_run(result.manifest, task, now, state_dir(manifest, result.manifest))
-    ):
-        typer.echo(line)
+    directory = state_dir(manifest, result.manifest)
+    if dry_run:
+        for line in asyncio.run(_dry_run(result.manifest, task, now, directory)):
+            typer.echo(line)
+        return
+    store = open_store(directory)
+    try:
+        code = asyncio.run(_run_now(result.manifest, task, store, manifest))
+    finally:
+        store.close()
+    raise typer.Exit(code)
+
+
+#: Exit codes of `run` for a target that did not exit by itself (as timeout(1) and shells do).
+EXIT_TIMED_OUT, EXIT_NOT_STARTED, EXIT_CANCELLED = 124, 127, 130
+
+
+async def _run_now(manifest: Manifest, task: TaskSpec, store: SqlStore, path: Path) -> int:
+    if task.task_class is TaskClass.TRADING and (await SqlKillSwitch(store).state()).active:
+        raise CronwardenError(f"{task.task_id} is a trading task and the kill switch is on",
+                              code=str(ReasonCode.KILL_SWITCH_ACTIVE))  # fmt: skip
+    console = Console(stderr=True)
+    done: dict[str, asyncio.Event] = {}
+    followers: list[asyncio.Task[None]] = []
+
+    def started(run: RunRecord) -> None:
+        console.print(f"[bold]{run.target}[/] attempt {run.attempt}: {run.artifact_dir}")
+        done[run.run_id] = asyncio.Event()
+        followers.append(asyncio.ensure_future(_follow(Path(run.artifact_dir),
+                                                       done[run.run_id])))  # fmt: skip
+
+    def finished(run: RunRecord) -> None:
+        if run.run_id in done:
+            done[run.run_id].set()
+        style = "green" if run.status == "succeeded" else "red"
+        why = f" - {run.error}" if run.error else ""
+        console.print(f"[{style}]{run.target} attempt {run.attempt}: {run.status}[/] "
+                      f"({run.duration_ms} ms){why}", markup=True, highlight=False)  # fmt: skip
+
+    worker = Worker(SystemClock(), store, lambda: manifest, artifacts_dir(path, manifest),
+                    on_run=finished, on_start=started)  # fmt: skip
+    at_ms = _ms(datetime.now(UTC))
+    code = 0
+    for target in task.targets:
+        if not isinstance(manifest.target(target), CommandTarget):
+            console.print(f"{target}: bus only, nothing to run here")
+            continue
+        trigger = {"task_id": task.task_id, "target": target, "scheduled_at": at_ms,
+                   "trace_id": new_trace_id()}  # fmt: skip
+        runs = await worker.handle(trigger)
+        await asyncio.gather(*followers)  # the output is printed whole before going on
+        last = runs[-1] if runs else None
+        if code == 0 and last is not None and last.status != "succeeded":
+            code = _exit_code(last)
+    return code
+
+
+async def _follow(folder: Path, finished: asyncio.Event) -> None:
+    """Print what a running attempt writes to stdout.log as it comes, to its end."""
+    offset, decoder = 0, codecs.getincrementaldecoder("utf-8")("replace")
+    while True:
+        last_round = finished.is_set()
+        chunk = await asyncio.to_thread(_read_from, folder / "stdout.log", offset)
+        while chunk:
+            offset += len(chunk)
+            sys.stdout.write(decoder.decode(chunk, final=False))
+            sys.stdout.flush()
+            chunk = await asyncio.to_thread(_read_from, folder / "stdout.log", offset)
+        if last_round:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finished.wait(), 0.2)
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(1 << 20)
+    except FileNotFoundError:
+        return b""
+
+
+def _exit_code(run: RunRecord) -> int:
+    if run.exit_code is not None:
+        return run.exit_code or 1
+    stopped = {"timed_out": EXIT_TIMED_OUT, "cancelled": EXIT_CANCELLED}
+    return stopped.get(run.status, EXIT_NOT_STARTED)
 
 
 async def _dry_run(manifest: Manifest, task: TaskSpec, now: datetime, directory: Path) -> list[str]:

@@ -66,11 +66,12 @@ class Worker:
         *,
         execute: Execute = run_command,
         on_run: Callable[[RunRecord], None] = lambda run: None,
+        on_start: Callable[[RunRecord], None] = lambda run: None,
         rng: random.Random | None = None,
     ) -> None:
         self._clock, self._store, self._manifest = clock, store, manifest
         self._artifacts = artifacts_dir
-        self._execute, self._on_run = execute, on_run
+        self._execute, self._on_run, self._on_start = execute, on_run, on_start
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(manifest().max_concurrent_runs)
         self._running: dict[tuple[str, str], asyncio.Task[list[RunRecord]]] = {}
@@ -166,6 +167,7 @@ class Worker:
         )  # fmt: skip
         if not await self._store.begin_run(run):
             return None
+        self._on_start(run)
         env = await self._environment(task, target, run, target.retry.max_attempts)
         try:
             result = await self._execute(
