@@ -31,6 +31,7 @@ from cronwarden.services.health import CronHealth
 from cronwarden.services.scheduler import CronRunner, new_trace_id
 from cronwarden.services.worker import Worker
 from cronwarden.telemetry.metrics import CronMetrics
+from cronwarden.workers.http import send as send_http
 
 STATE_DIR_ENV = "CRONWARDEN_STATE_DIR"
 
@@ -151,7 +152,7 @@ async def run_scheduler(
     watcher = asyncio.ensure_future(reloader.watch(stop))
     refresher = asyncio.ensure_future(controls.keep_fresh(stop))
     artifacts = artifacts_dir(manifest_path, result.manifest)
-    worker = Worker(clock, store, lambda: runner.manifest, artifacts)
+    worker = Worker(clock, store, lambda: runner.manifest, artifacts, request=send_http)
     working = asyncio.ensure_future(worker.run(triggers, stop))
 
     async def force(task_id: str, actor: str, reason: str) -> dict[str, Any]:

@@ -52,12 +52,13 @@ from cronwarden.cron.zones import resolve_zone
 from cronwarden.errors import CronError, CronwardenError, ManifestError, UnknownTask
 from cronwarden.manifest import Level, LoadResult, Manifest, Problem, TaskSpec, load_manifest
 from cronwarden.manifest.model import TaskClass
-from cronwarden.manifest.targets import CommandTarget
+from cronwarden.manifest.targets import CommandTarget, HttpTarget
 from cronwarden.ports import KillSwitchState, RunRecord
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.scheduler import new_trace_id
 from cronwarden.services.worker import Worker
 from cronwarden.telemetry.logging import configure, log_problem, log_report
+from cronwarden.workers.http import send as send_http
 
 EXIT_PROBLEM_FOUND = 1
 EXIT_INVALID_INPUT = 2
@@ -599,11 +600,11 @@ async def _run_now(manifest: Manifest, task: TaskSpec, store: SqlStore, path: Pa
                       f"({run.duration_ms} ms){why}", markup=True, highlight=False)  # fmt: skip
 
     worker = Worker(SystemClock(), store, lambda: manifest, artifacts_dir(path, manifest),
-                    on_run=finished, on_start=started)  # fmt: skip
+                    request=send_http, on_run=finished, on_start=started)  # fmt: skip
     at_ms = _ms(datetime.now(UTC))
     code = 0
     for target in task.targets:
-        if not isinstance(manifest.target(target), CommandTarget):
+        if not isinstance(manifest.target(target), CommandTarget | HttpTarget):
             console.print(f"{target}: bus only, nothing to run here")
             continue
         trigger = {"task_id": task.task_id, "target": target, "scheduled_at": at_ms,

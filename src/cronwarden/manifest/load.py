@@ -30,7 +30,7 @@ from cronwarden.manifest.model import (
     TaskSpec,
     accepted_keys,
 )
-from cronwarden.manifest.targets import BusTarget, CommandTarget, TargetSpec
+from cronwarden.manifest.targets import Target, TargetSpec
 from cronwarden.reasons import ReasonCode
 
 TASK_KEYS = accepted_keys(TaskSpec)
@@ -110,14 +110,12 @@ def validate_document(document: Any) -> LoadResult:
 
 # -- targets ----------------------------------------------------------------------
 
-_TARGET = TypeAdapter[BusTarget | CommandTarget](TargetSpec)
+_TARGET: TypeAdapter[Target] = TypeAdapter(TargetSpec)
 
 
-def _targets(
-    raw: dict[str, Any], problems: list[Problem]
-) -> tuple[dict[str, BusTarget | CommandTarget], set[str]]:
+def _targets(raw: dict[str, Any], problems: list[Problem]) -> tuple[dict[str, Target], set[str]]:
     """The valid target configurations, and the names of the invalid ones."""
-    valid: dict[str, BusTarget | CommandTarget] = {}
+    valid: dict[str, Target] = {}
     broken: set[str] = set()
     for name, entry in raw.items():
         try:

@@ -20,7 +20,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from cronwarden.cron.fields import DAY_OF_WEEK, field_bits
 from cronwarden.cron.zones import resolve_zone
 from cronwarden.errors import CronError
-from cronwarden.manifest.targets import BusTarget, CommandTarget
+from cronwarden.manifest.targets import BusTarget, CommandTarget, HttpTarget, Target
 
 BUS_ONLY = BusTarget()
 
@@ -213,10 +213,10 @@ class Manifest(Settings):
         """The timezone a task's expression is read in: its own, else the manifest's."""
         return task.timezone or self.timezone
 
-    def target(self, name: str) -> BusTarget | CommandTarget:
+    def target(self, name: str) -> Target:
         """How the target ``name`` runs: its validated entry, else only published."""
         spec = self.targets.get(name)
-        return spec if isinstance(spec, BusTarget | CommandTarget) else BUS_ONLY
+        return spec if isinstance(spec, BusTarget | CommandTarget | HttpTarget) else BUS_ONLY
 
 
 def accepted_keys(model: type[BaseModel]) -> frozenset[str]:

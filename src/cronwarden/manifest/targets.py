@@ -11,7 +11,7 @@ targets:
 from __future__ import annotations
 
 import random
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,4 +58,26 @@ class CommandTarget(_Target):
     retry: Retry = Field(default_factory=Retry)
 
 
-TargetSpec = Annotated[BusTarget | CommandTarget, Field(discriminator="type")]
+class HttpTarget(_Target):
+    """An HTTP call made by the worker, with the trigger's fields in a JSON body.
+
+    ``${NAME}`` in a header value is read from the worker's environment when the call
+    is made (a secret never sits in the manifest, and is never logged). A status in
+    ``expect`` (default: any 2xx) is success; a 4xx is final; a 5xx, a refused
+    connection or a timeout is retried by ``retry``.
+    """
+
+    type: Literal["http"]
+    url: str = Field(pattern=r"^https?://")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] = Field(default_factory=dict)
+    expect: tuple[int, ...] = ()
+    timeout_s: float = Field(default=30.0, gt=0, le=3_600)
+    retry: Retry = Field(default_factory=Retry)
+
+
+TargetSpec = Annotated[BusTarget | CommandTarget | HttpTarget, Field(discriminator="type")]
+Target = BusTarget | CommandTarget | HttpTarget
+#: A target the worker runs itself.
+RunnableTarget = CommandTarget | HttpTarget

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cronwarden.manifest.model import Manifest, Overlap, TaskSpec
-from cronwarden.manifest.targets import CommandTarget
+from cronwarden.manifest.targets import CommandTarget, HttpTarget, RunnableTarget
 from cronwarden.ports import Clock, RunRecord, Store
 from cronwarden.reasons import ReasonCode
 from cronwarden.workers.command import CommandResult, run_command
@@ -50,6 +50,15 @@ class Execute(Protocol):
     ) -> Awaitable[CommandResult]: ...
 
 
+class Request(Protocol):
+    """How one HTTP-target attempt is made (:func:`~cronwarden.workers.http.send`)."""
+
+    def __call__(
+        self, target: HttpTarget, trigger: Mapping[str, Any], *, env: Mapping[str, str],
+        out_dir: Path,
+    ) -> Awaitable[CommandResult]: ...  # fmt: skip
+
+
 def new_run_id() -> str:
     return f"run_{secrets.token_hex(6)}"
 
@@ -65,13 +74,15 @@ class Worker:
         artifacts_dir: Path,
         *,
         execute: Execute = run_command,
+        request: Request | None = None,
         on_run: Callable[[RunRecord], None] = lambda run: None,
         on_start: Callable[[RunRecord], None] = lambda run: None,
         rng: random.Random | None = None,
     ) -> None:
         self._clock, self._store, self._manifest = clock, store, manifest
         self._artifacts = artifacts_dir
-        self._execute, self._on_run, self._on_start = execute, on_run, on_start
+        self._execute, self._request = execute, request
+        self._on_run, self._on_start = on_run, on_start
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(manifest().max_concurrent_runs)
         self._running: dict[tuple[str, str], asyncio.Task[list[RunRecord]]] = {}
@@ -104,7 +115,7 @@ class Worker:
         manifest = self._manifest()
         target_name = str(trigger["target"])
         target = manifest.target(target_name)
-        if not isinstance(target, CommandTarget):
+        if not isinstance(target, CommandTarget | HttpTarget):
             return []  # bus only: an outside consumer acts on the trigger
         task = _task_or_default(manifest, str(trigger["task_id"]))
         key = (task.task_id, target_name)
@@ -133,18 +144,19 @@ class Worker:
                 del self._running[key]
 
     async def _attempts(
-        self, task: TaskSpec, name: str, target: CommandTarget, trigger: Mapping[str, Any]
+        self, task: TaskSpec, name: str, target: RunnableTarget, trigger: Mapping[str, Any]
     ) -> list[RunRecord]:
         records: list[RunRecord] = []
         for attempt in range(1, target.retry.max_attempts + 1):
             if attempt > 1:
                 await self._clock.sleep(target.retry.delay_before(attempt, self._rng))
             async with self._slots:
-                record = await self._attempt(task, name, target, trigger, attempt)
-            if record is None:
+                done = await self._attempt(task, name, target, trigger, attempt)
+            if done is None:
                 break  # this attempt of this fire was run already: a duplicate trigger
+            record, retriable = done
             records.append(record)
-            if record.status == "succeeded":
+            if record.status == "succeeded" or not retriable:
                 break
         return records
 
@@ -152,10 +164,10 @@ class Worker:
         self,
         task: TaskSpec,
         name: str,
-        target: CommandTarget,
+        target: RunnableTarget,
         trigger: Mapping[str, Any],
         attempt: int,
-    ) -> RunRecord | None:
+    ) -> tuple[RunRecord, bool] | None:
         run_id = new_run_id()
         started = self._clock.now()
         folder = self._artifacts / task.task_id / f"{started:%Y%m%dT%H%M%S}Z_{run_id}"
@@ -170,14 +182,28 @@ class Worker:
         self._on_start(run)
         env = await self._environment(task, target, run, target.retry.max_attempts)
         try:
-            result = await self._execute(
-                target.command, env=env, cwd=target.cwd, out_dir=folder,
-                timeout_s=target.timeout_s, kill_grace_s=target.kill_grace_s, shell=target.shell,
-            )  # fmt: skip
+            result = await self._perform(target, run, env, folder)
         except asyncio.CancelledError:  # replaced by a newer run, or the worker stops
             await self._finish(run, CommandResult("cancelled", None, 0, "", "", "cancelled"))
             raise
-        return await self._finish(run, result)
+        return await self._finish(run, result), result.retriable
+
+    async def _perform(
+        self, target: RunnableTarget, run: RunRecord, env: Mapping[str, str], folder: Path
+    ) -> CommandResult:
+        if isinstance(target, CommandTarget):
+            return await self._execute(
+                target.command, env=env, cwd=target.cwd, out_dir=folder,
+                timeout_s=target.timeout_s, kill_grace_s=target.kill_grace_s, shell=target.shell,
+            )  # fmt: skip
+        if self._request is None:
+            return CommandResult("failed", None, 0, "", "",
+                                 "this worker has no HTTP client", retriable=False)  # fmt: skip
+        fields = {
+            "task_id": run.task_id, "target": run.target, "scheduled_at": run.scheduled_at_ms,
+            "trace_id": run.trace_id, "run_id": run.run_id, "attempt": run.attempt,
+        }  # fmt: skip
+        return await self._request(target, fields, env=env, out_dir=folder)
 
     async def _finish(self, run: RunRecord, result: CommandResult) -> RunRecord:
         failed = result.status != "succeeded"
@@ -211,13 +237,13 @@ class Worker:
         return run
 
     async def _environment(
-        self, task: TaskSpec, target: CommandTarget, run: RunRecord, attempts: int
+        self, task: TaskSpec, target: RunnableTarget, run: RunRecord, attempts: int
     ) -> dict[str, str]:
         previous = await self._store.runs(task.task_id, status="succeeded", limit=1)
         scheduled = datetime.fromtimestamp(run.scheduled_at_ms / 1000, UTC)
         return {
             **os.environ,
-            **target.env,
+            **(target.env if isinstance(target, CommandTarget) else {}),
             "CRONWARDEN_TASK_ID": task.task_id,
             "CRONWARDEN_TARGET": run.target,
             "CRONWARDEN_SCHEDULED_AT": scheduled.isoformat(),

@@ -26,11 +26,12 @@ class CommandResult:
     """How one attempt ended. ``exit_code`` is ``None`` when it was stopped or never ran."""
 
     status: str  # succeeded | failed | timed_out | cancelled
-    exit_code: int | None
+    exit_code: int | None  # a command's exit code, an HTTP target's status code
     duration_ms: int
     stdout_tail: str
     stderr_tail: str
     error: str = ""
+    retriable: bool = True  # False when another attempt cannot help (an HTTP 4xx)
 
 
 async def run_command(

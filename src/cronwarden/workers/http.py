@@ -1,0 +1,63 @@
+"""Make one HTTP-target attempt: the trigger's fields as JSON, the response kept in the
+attempt's folder, and a verdict that says whether another attempt could help.
+
+Header values may name environment variables (``Bearer ${API_TOKEN}``); they are read
+when the call is made and appear nowhere else: not in the record, not in the logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cronwarden.manifest.targets import HttpTarget
+from cronwarden.workers.command import TAIL_BYTES, CommandResult
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand(value: str, env: Mapping[str, str]) -> str:
+    """``value`` with each ``${NAME}`` replaced by ``env[NAME]`` (empty when unset)."""
+    return _VARIABLE.sub(lambda match: env.get(match.group(1), ""), value)
+
+
+async def send(
+    target: HttpTarget, trigger: Mapping[str, Any], *, env: Mapping[str, str], out_dir: Path
+) -> CommandResult:
+    """Call ``target`` for ``trigger``; ``exit_code`` is the HTTP status."""
+    started = time.monotonic()
+    headers = {name: expand(value, env) for name, value in target.headers.items()}
+    body = {**target.body, **trigger}
+    try:
+        async with httpx.AsyncClient(timeout=target.timeout_s) as client:
+            payload = None if target.method == "GET" else body
+            response = await client.request(target.method, target.url, headers=headers,
+                                            json=payload)  # fmt: skip
+    except httpx.TimeoutException:
+        return _result("timed_out", None, started, f"no answer within {target.timeout_s:g} s")
+    except httpx.HTTPError as err:  # refused, reset, DNS: the other side may come back
+        return _result("failed", None, started, f"{type(err).__name__}: {err}")
+    await asyncio.to_thread(_keep, out_dir, response.content)
+    tail = response.content[-TAIL_BYTES:].decode("utf-8", "replace")
+    status = response.status_code
+    if (status in target.expect) if target.expect else 200 <= status < 300:
+        return _result("succeeded", status, started, "", tail)
+    return _result("failed", status, started, f"HTTP {status}", tail,
+                   retriable=status >= 500 or status in (408, 429))  # fmt: skip
+
+
+def _keep(out_dir: Path, content: bytes) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "response.body").write_bytes(content)
+
+
+def _result(status: str, code: int | None, started: float, error: str, tail: str = "",
+            *, retriable: bool = True) -> CommandResult:  # fmt: skip
+    duration_ms = int((time.monotonic() - started) * 1000)
+    return CommandResult(status, code, duration_ms, tail, "", error, retriable)
