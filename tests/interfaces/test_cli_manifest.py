@@ -123,6 +123,11 @@ def test_run_runs_the_targets_now_and_exits_with_the_jobs_code(tmp_path: Path, c
     runs = json.loads(cli("runs", "report", "--manifest", str(manifest), "--json").stdout)
     assert sorted((r["target"], r["attempt"], r["status"]) for r in runs) == [
         ("job", 1, "failed"), ("job", 2, "failed"), ("ok", 1, "succeeded")]  # fmt: skip
+    job_run = next(r for r in runs if r["target"] == "job")
+    logs = cli("logs", job_run["run_id"][:10], "--manifest", str(manifest))
+    assert logs.returncode == 0 and logs.stdout == "step 1\nstep 2\n"
+    unknown = cli("logs", "run_nope", "--manifest", str(manifest))
+    assert unknown.returncode == 2 and unknown.stderr.startswith("CRONWARDEN_UNKNOWN_RUN:")
 
 
 def test_run_refuses_a_trading_task_while_the_kill_switch_is_on(tmp_path: Path, cli: Run) -> None:

@@ -478,6 +478,55 @@ def runs(
     Console().print(table)
 
 
+@app.command("logs")
+def logs(
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run (a unique prefix).")],
+    manifest: Annotated[
+        Path, typer.Option("--manifest", help="Whose state to read.")
+    ] = DEFAULT_MANIFEST,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
+    ] = False,
+) -> None:
+    """A run's output: its stdout, then its stderr (on stderr); --follow streams stdout."""
+    directory = state_dir(manifest, _manifest_if_readable(manifest))
+    if not (directory / "state.db").exists():
+        raise CronwardenError(f"no runs recorded in {directory}", code="CRONWARDEN_UNKNOWN_RUN")
+    store = open_store(directory)
+    try:
+        run = asyncio.run(store.run_by_id(run_id))
+        if run is None:
+            raise CronwardenError(f"{run_id!r} names no run, or more than one",
+                                  code="CRONWARDEN_UNKNOWN_RUN")  # fmt: skip
+        folder = Path(run.artifact_dir)
+        if follow and run.status == "running":
+            asyncio.run(_follow_run(store, run.run_id, folder))
+        else:
+            output = _read_from(folder / "stdout.log", 0, limit=None)
+            sys.stdout.write(output.decode("utf-8", "replace"))
+        sys.stderr.write(
+            _read_from(folder / "stderr.log", 0, limit=None).decode("utf-8", "replace")
+        )
+    finally:
+        store.close()
+
+
+async def _follow_run(store: SqlStore, run_id: str, folder: Path) -> None:
+    finished = asyncio.Event()
+
+    async def watch() -> None:
+        while True:
+            run = await store.run_by_id(run_id)
+            if run is None or run.status != "running":
+                finished.set()
+                return
+            await asyncio.sleep(0.5)
+
+    watcher = asyncio.ensure_future(watch())
+    await _follow(folder, finished)
+    await watcher
+
+
 @app.command("list")
 def list_tasks(
     manifest: Annotated[Path, typer.Option("--manifest", help="The manifest.")] = DEFAULT_MANIFEST,
@@ -634,11 +683,11 @@ async def _follow(folder: Path, finished: asyncio.Event) -> None:
             await asyncio.wait_for(finished.wait(), 0.2)
 
 
-def _read_from(path: Path, offset: int) -> bytes:
+def _read_from(path: Path, offset: int, limit: int | None = 1 << 20) -> bytes:
     try:
         with open(path, "rb") as handle:
             handle.seek(offset)
-            return handle.read(1 << 20)
+            return handle.read(-1 if limit is None else limit)
     except FileNotFoundError:
         return b""
 

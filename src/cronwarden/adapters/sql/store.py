@@ -245,6 +245,19 @@ class SqlStore:
 
         return await self._run(work)
 
+    async def run_by_id(self, run_id: str) -> RunRecord | None:
+        """One run by its id (a prefix is enough when it is unique), or ``None``."""
+        statement = select(runs).where(runs.c.run_id.startswith(run_id, autoescape=True)).limit(2)
+        fields = RunRecord.__slots__
+
+        def work() -> RunRecord | None:
+            with self._engine.connect() as conn:
+                found = [RunRecord(**{f: row._mapping[f] for f in fields})
+                         for row in conn.execute(statement)]  # fmt: skip
+            return found[0] if len(found) == 1 else None
+
+        return await self._run(work)
+
     async def reports(
         self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
