@@ -255,3 +255,35 @@ def test_a_bad_target_is_rejected_with_its_tasks_and_the_rest_run(target: dict[s
     assert (ReasonCode.CRON_RUNNER_TARGET_INVALID, "a") in codes
     assert [t.task_id for t in result.manifest.tasks] == ["b"]
     assert set(result.manifest.targets) == {"fine"}
+
+
+def test_a_spec_003_job_runs_through_its_execution_mode_template(tmp_path: Path) -> None:
+    printer = "import json, sys; print(json.dumps(sys.argv[1:]))"
+    document = {
+        "execution_modes": {"claude_cli": {"command": [
+            sys.executable, "-c", printer, "--print", "--skill", "{skill}", "--session",
+            "{session_id}", "--persona", "{persona}", "--inputs", "{inputs_json}"]}},
+        "schedules": {"timezone": "America/New_York", "execution_mode": "claude_cli", "jobs": [
+            {"name": "daily_standup", "cron": "0 9 * * MON-FRI", "skill": "coffee",
+             "persona": "developer", "inputs": {"team": "a b"}, "enabled": True}]},
+    }  # fmt: skip
+    result = validate_document(document)
+    assert not result.problems
+    manifest = result.manifest
+    worker = Worker(FakeClock(), MemoryStore(), lambda: manifest, tmp_path)
+    trigger = {"task_id": "daily_standup", "target": "claude_cli", "scheduled_at": AT_MS,
+               "trace_id": "tr_1"}  # fmt: skip
+    (run,) = asyncio.run(worker.handle(trigger))
+    assert json.loads(run.output_tail) == [
+        "--print", "--skill", "coffee", "--session", "cron-coffee-20260101-000000",
+        "--persona", "developer", "--inputs", '{"team": "a b"}']  # fmt: skip
+
+
+def test_a_bad_execution_mode_rejects_its_jobs_only() -> None:
+    result = validate_document({
+        "execution_modes": {"claude_cli": {"command": []}},
+        "tasks": [{"task_id": "a", "cron": "* * * * *", "targets": ["claude_cli"]},
+                  {"task_id": "b", "cron": "* * * * *", "targets": ["ops.bus"]}],
+    })  # fmt: skip
+    assert {p.where.split(":")[0] for p in result.problems} >= {"execution_modes.claude_cli", "a"}
+    assert [t.task_id for t in result.manifest.tasks] == ["b"]

@@ -103,6 +103,9 @@ def validate_document(document: Any) -> LoadResult:
     problems: list[Problem] = []
     settings = _settings(raw_settings, problems)
     targets, broken = _targets(settings.targets, problems)
+    modes, broken_modes = _execution_modes(settings.execution_modes, problems)
+    targets = {**modes, **targets}  # a target entry wins over a mode of the same name
+    broken |= broken_modes - targets.keys()
     tasks = _routable(_tasks(entries, section, settings, problems), broken, problems)
     manifest = Manifest.model_validate({**settings.model_dump(), "tasks": tasks})
     return LoadResult(manifest.model_copy(update={"targets": targets}), tuple(problems))
@@ -127,6 +130,32 @@ def _targets(raw: dict[str, Any], problems: list[Problem]) -> tuple[dict[str, Ta
                     Level.ERROR,
                     ReasonCode.CRON_RUNNER_TARGET_INVALID,
                     f"targets.{name}",
+                    _describe(error),
+                )  # fmt: skip
+                for error in err.errors()
+            )
+    return valid, broken
+
+
+def _execution_modes(
+    raw: dict[str, Any], problems: list[Problem]
+) -> tuple[dict[str, Target], set[str]]:
+    """Spec 003's execution modes as command templates, by mode name."""
+    valid: dict[str, Target] = {}
+    broken: set[str] = set()
+    for name, entry in raw.items():
+        if not isinstance(entry, dict):
+            entry = {"command": entry}
+        try:
+            valid[str(name)] = _TARGET.validate_python({"type": "command", **entry,
+                                                        "template": True})  # fmt: skip
+        except ValidationError as err:
+            broken.add(str(name))
+            problems.extend(
+                Problem(
+                    Level.ERROR,
+                    ReasonCode.CRON_RUNNER_TARGET_INVALID,
+                    f"execution_modes.{name}",
                     _describe(error),
                 )  # fmt: skip
                 for error in err.errors()

@@ -56,6 +56,22 @@ class CommandTarget(_Target):
     timeout_s: float = Field(default=3_600.0, gt=0, le=7 * 86_400)
     kill_grace_s: float = Field(default=5.0, ge=0, le=600)
     retry: Retry = Field(default_factory=Retry)
+    #: An execution mode (spec 003): ``{skill}``, ``{persona}``, ``{inputs_json}`` and
+    #: ``{session_id}`` in ``command`` are filled from the task when it runs.
+    template: bool = False
+
+    def argv(self, skill: str, persona: str, inputs_json: str, session_id: str) -> tuple[str, ...]:
+        """The command to run; a template's placeholders filled (each as one argument)."""
+        if not self.template:
+            return self.command
+        values = {"{skill}": skill, "{persona}": persona, "{inputs_json}": inputs_json,
+                  "{session_id}": session_id}  # fmt: skip
+        filled = []
+        for part in self.command:
+            for placeholder, value in values.items():
+                part = part.replace(placeholder, value)
+            filled.append(part)
+        return tuple(filled)
 
 
 class HttpTarget(_Target):

@@ -192,8 +192,15 @@ class Worker:
         self, target: RunnableTarget, run: RunRecord, env: Mapping[str, str], folder: Path
     ) -> CommandResult:
         if isinstance(target, CommandTarget):
+            task = _task_or_default(self._manifest(), run.task_id)
+            started = datetime.fromtimestamp(run.started_at_ms / 1000, UTC)
+            argv = target.argv(
+                skill=task.skill or "", persona=task.persona or "",
+                inputs_json=json.dumps(dict(task.inputs), default=str),
+                session_id=f"cron-{task.skill or task.task_id}-{started:%Y%m%d-%H%M%S}",
+            )  # fmt: skip
             return await self._execute(
-                target.command, env=env, cwd=target.cwd, out_dir=folder,
+                argv, env=env, cwd=target.cwd, out_dir=folder,
                 timeout_s=target.timeout_s, kill_grace_s=target.kill_grace_s, shell=target.shell,
             )  # fmt: skip
         if self._request is None:
