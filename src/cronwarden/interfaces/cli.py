@@ -52,7 +52,7 @@ from cronwarden.cron.zones import resolve_zone
 from cronwarden.errors import CronError, CronwardenError, ManifestError, UnknownTask
 from cronwarden.manifest import Level, LoadResult, Manifest, Problem, TaskSpec, load_manifest
 from cronwarden.manifest.model import TaskClass
-from cronwarden.manifest.targets import CommandTarget, HttpTarget
+from cronwarden.manifest.targets import CommandTarget, HttpTarget, PythonTarget
 from cronwarden.ports import KillSwitchState, RunRecord
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.scheduler import new_trace_id
@@ -653,7 +653,7 @@ async def _run_now(manifest: Manifest, task: TaskSpec, store: SqlStore, path: Pa
     at_ms = _ms(datetime.now(UTC))
     code = 0
     for target in task.targets:
-        if not isinstance(manifest.target(target), CommandTarget | HttpTarget):
+        if not isinstance(manifest.target(target), CommandTarget | HttpTarget | PythonTarget):
             console.print(f"{target}: bus only, nothing to run here")
             continue
         trigger = {"task_id": task.task_id, "target": target, "scheduled_at": at_ms,

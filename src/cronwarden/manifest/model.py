@@ -20,7 +20,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from cronwarden.cron.fields import DAY_OF_WEEK, field_bits
 from cronwarden.cron.zones import resolve_zone
 from cronwarden.errors import CronError
-from cronwarden.manifest.targets import BusTarget, CommandTarget, HttpTarget, Target
+from cronwarden.manifest.targets import BusTarget, CommandTarget, HttpTarget, PythonTarget, Target
 
 BUS_ONLY = BusTarget()
 
@@ -216,7 +216,11 @@ class Manifest(Settings):
     def target(self, name: str) -> Target:
         """How the target ``name`` runs: its validated entry, else only published."""
         spec = self.targets.get(name)
-        return spec if isinstance(spec, BusTarget | CommandTarget | HttpTarget) else BUS_ONLY
+        return (
+            spec
+            if isinstance(spec, BusTarget | CommandTarget | HttpTarget | PythonTarget)
+            else BUS_ONLY
+        )
 
 
 def accepted_keys(model: type[BaseModel]) -> frozenset[str]:

@@ -93,7 +93,28 @@ class HttpTarget(_Target):
     retry: Retry = Field(default_factory=Retry)
 
 
-TargetSpec = Annotated[BusTarget | CommandTarget | HttpTarget, Field(discriminator="type")]
-Target = BusTarget | CommandTarget | HttpTarget
+class PythonTarget(_Target):
+    """A Python callable, ``module:function``, sync or async, called with a
+    :class:`~cronwarden.workers.python.RunContext`.
+
+    ``isolation: process`` (the default) calls it in a fresh interpreter, run like a
+    command target (timeout, process group, output files), so that a crash or a hang
+    cannot take the daemon down; ``inline`` calls it in the worker's process (a sync
+    function in a thread): fast, but a hang is only abandoned, not stopped.
+    """
+
+    type: Literal["python"]
+    function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+    isolation: Literal["process", "inline"] = "process"
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=3_600.0, gt=0, le=7 * 86_400)
+    kill_grace_s: float = Field(default=5.0, ge=0, le=600)
+    retry: Retry = Field(default_factory=Retry)
+
+
+TargetSpec = Annotated[BusTarget | CommandTarget | HttpTarget | PythonTarget,
+                       Field(discriminator="type")]  # fmt: skip
+Target = BusTarget | CommandTarget | HttpTarget | PythonTarget
 #: A target the worker runs itself.
-RunnableTarget = CommandTarget | HttpTarget
+RunnableTarget = CommandTarget | HttpTarget | PythonTarget

@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import secrets
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -26,10 +27,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cronwarden.manifest.model import Manifest, Overlap, TaskSpec
-from cronwarden.manifest.targets import CommandTarget, HttpTarget, RunnableTarget
+from cronwarden.manifest.targets import CommandTarget, HttpTarget, PythonTarget, RunnableTarget
 from cronwarden.ports import Clock, RunRecord, Store
 from cronwarden.reasons import ReasonCode
 from cronwarden.workers.command import CommandResult, run_command
+from cronwarden.workers.python import run_inline
 
 LOGGER = logging.getLogger("cronwarden.worker")
 
@@ -115,7 +117,7 @@ class Worker:
         manifest = self._manifest()
         target_name = str(trigger["target"])
         target = manifest.target(target_name)
-        if not isinstance(target, CommandTarget | HttpTarget):
+        if not isinstance(target, CommandTarget | HttpTarget | PythonTarget):
             return []  # bus only: an outside consumer acts on the trigger
         task = _task_or_default(manifest, str(trigger["task_id"]))
         key = (task.task_id, target_name)
@@ -203,6 +205,14 @@ class Worker:
                 argv, env=env, cwd=target.cwd, out_dir=folder,
                 timeout_s=target.timeout_s, kill_grace_s=target.kill_grace_s, shell=target.shell,
             )  # fmt: skip
+        if isinstance(target, PythonTarget):
+            if target.isolation == "inline":
+                return await run_inline(target.function, env, folder, target.timeout_s)
+            argv = (sys.executable, "-m", "cronwarden.workers.python", target.function)
+            return await self._execute(
+                argv, env=env, cwd=target.cwd, out_dir=folder, timeout_s=target.timeout_s,
+                kill_grace_s=target.kill_grace_s, shell=False,
+            )  # fmt: skip
         if self._request is None:
             return CommandResult("failed", None, 0, "", "",
                                  "this worker has no HTTP client", retriable=False)  # fmt: skip
@@ -250,7 +260,7 @@ class Worker:
         scheduled = datetime.fromtimestamp(run.scheduled_at_ms / 1000, UTC)
         return {
             **os.environ,
-            **(target.env if isinstance(target, CommandTarget) else {}),
+            **(target.env if isinstance(target, CommandTarget | PythonTarget) else {}),
             "CRONWARDEN_TASK_ID": task.task_id,
             "CRONWARDEN_TARGET": run.target,
             "CRONWARDEN_SCHEDULED_AT": scheduled.isoformat(),
