@@ -17,6 +17,7 @@ import uvicorn
 from watchfiles import awatch
 
 from cronwarden.adapters.memory import LocalBus, MemoryLock
+from cronwarden.adapters.notify import AppriseNotifier
 from cronwarden.adapters.sql.controls import Cached, SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.adapters.system import SystemClock
@@ -28,6 +29,7 @@ from cronwarden.ports import Clock
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
 from cronwarden.services.health import CronHealth
+from cronwarden.services.notifications import Notifications
 from cronwarden.services.scheduler import CronRunner, new_trace_id
 from cronwarden.services.worker import Worker
 from cronwarden.telemetry.metrics import CronMetrics
@@ -152,7 +154,9 @@ async def run_scheduler(
     watcher = asyncio.ensure_future(reloader.watch(stop))
     refresher = asyncio.ensure_future(controls.keep_fresh(stop))
     artifacts = artifacts_dir(manifest_path, result.manifest)
-    worker = Worker(clock, store, lambda: runner.manifest, artifacts, request=send_http)
+    notifications = Notifications(clock, store, AppriseNotifier(), lambda: runner.manifest)
+    worker = Worker(clock, store, lambda: runner.manifest, artifacts, request=send_http,
+                    notifications=notifications)  # fmt: skip
     working = asyncio.ensure_future(worker.run(triggers, stop))
 
     async def force(task_id: str, actor: str, reason: str) -> dict[str, Any]:

@@ -242,3 +242,12 @@ class Pauses(Protocol):
     ) -> None:
         """Pause or resume ``task_id``, recording who, why and when."""
         ...
+
+
+class Notifier(Protocol):
+    """Delivers a notification to one channel (an apprise URL: email, Slack, Telegram,
+    webhooks, ...)."""
+
+    async def send(self, url: str, title: str, body: str, *, failure: bool) -> None:
+        """Deliver, or raise :class:`~cronwarden.errors.BackendUnavailable` saying why."""
+        ...

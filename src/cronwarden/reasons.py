@@ -114,6 +114,8 @@ class ReasonCode(StrEnum):
     CRON_RUNNER_TARGET_INVALID = "CRON_RUNNER_TARGET_INVALID"
     CRON_RUNNER_OVERLAP_SKIP = "CRON_RUNNER_OVERLAP_SKIP"
     CRON_RUNNER_RUN_FAILED = "CRON_RUNNER_RUN_FAILED"
+    CRON_RUNNER_NOTIFICATION_SENT = "CRON_RUNNER_NOTIFICATION_SENT"
+    CRON_RUNNER_NOTIFICATION_FAILED = "CRON_RUNNER_NOTIFICATION_FAILED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -596,6 +598,25 @@ _TABLE: tuple[Reason, ...] = (
             "retry policy allows."
         ),
         action="Record each attempt; alert through the task's notifications.",
+        user_message="",
+        spec=_OURS,
+        section="ARCHITECTURE §2 workers",
+        alert=AlertLevel.WARN,
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_NOTIFICATION_SENT,
+        severity=Severity.INFO,
+        meaning="A task's notification was delivered to a channel (or recorded, for memory).",
+        action="Record it; no action.",
+        user_message="",
+        spec=_OURS,
+        section="ARCHITECTURE §2 workers",
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_NOTIFICATION_FAILED,
+        severity=Severity.WARN,
+        meaning="A task's notification could not be delivered to a channel.",
+        action="Alert; record it with the error; never fail the run or the worker for it.",
         user_message="",
         spec=_OURS,
         section="ARCHITECTURE §2 workers",

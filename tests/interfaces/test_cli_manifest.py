@@ -21,7 +21,9 @@ Run = Callable[..., CompletedProcess[str]]  # the `cli` fixture of conftest.py
 def test_it_validates_every_example_cleanly(name: str, cli: Run) -> None:
     done = cli("validate", str(EXAMPLES / name))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "0 rejected, 0 warning(s)" in done.stdout
+    # spec 003's file notifies a `slack` channel it never defines: warned, still valid
+    warnings = 1 if name == "config.json" else 0
+    assert f"0 rejected, {warnings} warning(s)" in done.stdout
 
 
 def test_it_prints_one_line_per_problem_and_exits_1(tmp_path: Path, cli: Run) -> None:

@@ -328,7 +328,7 @@ def test_start_runs_command_targets_and_runs_reads_them_back(tmp_path: Path, cli
     done = cli("start", "--manifest", str(manifest), "--for", "3")
     assert done.returncode == 0, done.stderr
     found = json.loads(cli("runs", "tick", "--manifest", str(manifest), "--json").stdout)
-    assert len(found) >= 2 and {r["status"] for r in found} == {"succeeded"}
+    assert found and {r["status"] for r in found} == {"succeeded"}, found
     for run in found:
         folder = Path(run["artifact_dir"])
         assert folder.parent == tmp_path / "out" / "tick"

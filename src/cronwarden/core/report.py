@@ -21,6 +21,7 @@ class EventType(StrEnum):
     KILL_SWITCH_CHANGED = "KILL_SWITCH_CHANGED"
     TASK_PAUSED = "CRON_TASK_PAUSED"
     TASK_RESUMED = "CRON_TASK_RESUMED"
+    NOTIFICATION = "CRON_NOTIFICATION"
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cronwarden._version import __version__
+from cronwarden.adapters.notify import AppriseNotifier
 from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore
 from cronwarden.adapters.system import SystemClock
@@ -55,6 +56,7 @@ from cronwarden.manifest.model import TaskClass
 from cronwarden.manifest.targets import CommandTarget, HttpTarget, PythonTarget
 from cronwarden.ports import KillSwitchState, RunRecord
 from cronwarden.reasons import ReasonCode
+from cronwarden.services.notifications import Notifications
 from cronwarden.services.scheduler import new_trace_id
 from cronwarden.services.worker import Worker
 from cronwarden.telemetry.logging import configure, log_problem, log_report
@@ -648,8 +650,11 @@ async def _run_now(manifest: Manifest, task: TaskSpec, store: SqlStore, path: Pa
         console.print(f"[{style}]{run.target} attempt {run.attempt}: {run.status}[/] "
                       f"({run.duration_ms} ms){why}", markup=True, highlight=False)  # fmt: skip
 
-    worker = Worker(SystemClock(), store, lambda: manifest, artifacts_dir(path, manifest),
-                    request=send_http, on_run=finished, on_start=started)  # fmt: skip
+    clock = SystemClock()
+    notifications = Notifications(clock, store, AppriseNotifier(), lambda: manifest)
+    worker = Worker(clock, store, lambda: manifest, artifacts_dir(path, manifest),
+                    request=send_http, notifications=notifications, on_run=finished,
+                    on_start=started)  # fmt: skip
     at_ms = _ms(datetime.now(UTC))
     code = 0
     for target in task.targets:

@@ -107,6 +107,7 @@ def validate_document(document: Any) -> LoadResult:
     targets = {**modes, **targets}  # a target entry wins over a mode of the same name
     broken |= broken_modes - targets.keys()
     tasks = _routable(_tasks(entries, section, settings, problems), broken, problems)
+    _warn_channels(tasks, settings, problems)
     manifest = Manifest.model_validate({**settings.model_dump(), "tasks": tasks})
     return LoadResult(manifest.model_copy(update={"targets": targets}), tuple(problems))
 
@@ -161,6 +162,19 @@ def _execution_modes(
                 for error in err.errors()
             )
     return valid, broken
+
+
+def _warn_channels(tasks: list[TaskSpec], settings: Settings, problems: list[Problem]) -> None:
+    """A channel a task names that is neither defined nor ``memory`` is warned about; its
+    notifications will be recorded as failed."""
+    defined = settings.notifications.channels.keys() | {"memory"}
+    problems.extend(
+        Problem(Level.WARNING, ReasonCode.CRON_RUNNER_UNKNOWN_KEY, task.task_id,
+                f"notify: channel {channel!r} is not defined under notifications.channels")
+        for task in tasks
+        for channel in task.notify
+        if channel not in defined
+    )  # fmt: skip
 
 
 def _routable(tasks: list[TaskSpec], broken: set[str], problems: list[Problem]) -> list[TaskSpec]:

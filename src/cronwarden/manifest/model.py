@@ -36,6 +36,14 @@ class TaskClass(StrEnum):
     HEALTH = "health"
 
 
+class NotifyOn(StrEnum):
+    """When a task's channels hear about a run."""
+
+    FAILURE = "failure"  # an attempt failed and another will follow
+    RETRY_EXHAUSTED = "retry_exhausted"  # the last attempt failed
+    SUCCESS = "success"
+
+
 class Overlap(StrEnum):
     """What a new run does while the task's previous run is still running."""
 
@@ -152,13 +160,14 @@ class TaskSpec(_Strict):
     persona: str | None = None
     inputs: Mapping[str, Any] = Field(default_factory=lambda: NOTHING)
     notify: tuple[str, ...] = ()
+    notify_on: tuple[NotifyOn, ...] = (NotifyOn.FAILURE, NotifyOn.RETRY_EXHAUSTED)
 
     @field_validator("timezone")
     @classmethod
     def _timezone_known(cls, value: str | None) -> str | None:
         return None if value is None else _share(_zone_name(value))
 
-    @field_validator("cron_expression", "targets", "notify")
+    @field_validator("cron_expression", "targets", "notify", "notify_on")
     @classmethod
     def _shared_value(cls, value: Any) -> Any:
         return _share(value)
@@ -167,6 +176,14 @@ class TaskSpec(_Strict):
     @classmethod
     def _empty_shared(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
         return value or NOTHING
+
+
+class Notifications(_Strict):
+    """Where notifications go: channel name → apprise URL (``memory`` is built in: it
+    only records the notification), and how long a repeat of the same one is held back."""
+
+    channels: dict[str, str] = Field(default_factory=dict)
+    dedupe_window_s: float = Field(default=3_600.0, ge=0, le=7 * 86_400)
 
 
 class Settings(_Strict):
@@ -190,6 +207,7 @@ class Settings(_Strict):
     supervisor: dict[str, Any] = Field(default_factory=dict)
     alerts: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    notifications: Notifications = Field(default_factory=Notifications)
 
     @field_validator("timezone")
     @classmethod

@@ -30,6 +30,7 @@ from cronwarden.manifest.model import Manifest, Overlap, TaskSpec
 from cronwarden.manifest.targets import CommandTarget, HttpTarget, PythonTarget, RunnableTarget
 from cronwarden.ports import Clock, RunRecord, Store
 from cronwarden.reasons import ReasonCode
+from cronwarden.services.notifications import Notifications
 from cronwarden.workers.command import CommandResult, run_command
 from cronwarden.workers.python import run_inline
 
@@ -77,13 +78,14 @@ class Worker:
         *,
         execute: Execute = run_command,
         request: Request | None = None,
+        notifications: Notifications | None = None,
         on_run: Callable[[RunRecord], None] = lambda run: None,
         on_start: Callable[[RunRecord], None] = lambda run: None,
         rng: random.Random | None = None,
     ) -> None:
         self._clock, self._store, self._manifest = clock, store, manifest
         self._artifacts = artifacts_dir
-        self._execute, self._request = execute, request
+        self._execute, self._request, self._notifications = execute, request, notifications
         self._on_run, self._on_start = on_run, on_start
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(manifest().max_concurrent_runs)
@@ -140,10 +142,13 @@ class Worker:
         if task.overlap is not Overlap.ALLOW:
             self._running[key] = attempts
         try:
-            return await attempts
+            records = await attempts
         finally:
             if self._running.get(key) is attempts:
                 del self._running[key]
+        if self._notifications is not None:
+            await self._notifications.after(task, records)
+        return records
 
     async def _attempts(
         self, task: TaskSpec, name: str, target: RunnableTarget, trigger: Mapping[str, Any]

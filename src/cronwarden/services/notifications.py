@@ -1,0 +1,103 @@
+"""After a run: tell the task's channels, once per event within a window, and record it.
+
+Events (a task's ``notify_on``; default failure and retry_exhausted): ``failure`` when
+an attempt failed and another follows, ``retry_exhausted`` when the last attempt
+failed, ``success`` when the run succeeded. Channels are names from
+``notifications.channels`` (apprise URLs); ``memory`` only records. The same
+(task, target, event, channel) is held back within ``dedupe_window_s``. Every
+notification is a ``CRON_NOTIFICATION`` report naming the channel, never its URL;
+a delivery that fails is recorded and never fails the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+
+from cronwarden.core.report import EventType, OperationsReport
+from cronwarden.errors import CronwardenError
+from cronwarden.manifest.model import Manifest, NotifyOn, TaskSpec
+from cronwarden.ports import Clock, Notifier, RunRecord, Store
+from cronwarden.reasons import ReasonCode
+
+LOGGER = logging.getLogger("cronwarden.worker")
+MEMORY = "memory"
+
+
+class Notifications:
+    def __init__(
+        self, clock: Clock, store: Store, notifier: Notifier, manifest: Callable[[], Manifest]
+    ) -> None:
+        self._clock, self._store, self._notifier, self._manifest = clock, store, notifier, manifest
+        self._sent: dict[tuple[str, str, str, str], float] = {}  # key -> monotonic time
+
+    async def after(self, task: TaskSpec, runs: Sequence[RunRecord]) -> list[OperationsReport]:
+        """Notify about ``runs`` (one fire's attempts of one target); the reports."""
+        if not task.notify or not runs:
+            return []
+        reports = []
+        for event, run in _events(runs):
+            if event in task.notify_on:
+                for channel in task.notify:
+                    report = await self._one(task, run, event, channel)
+                    if report is not None:
+                        reports.append(report)
+        return reports
+
+    async def _one(
+        self, task: TaskSpec, run: RunRecord, event: NotifyOn, channel: str
+    ) -> OperationsReport | None:
+        manifest = self._manifest()
+        key = (task.task_id, run.target, str(event), channel)
+        now = self._clock.monotonic()
+        last = self._sent.get(key)
+        if last is not None and now - last < manifest.notifications.dedupe_window_s:
+            LOGGER.info("notification held back (sent %.0f s ago): %s", now - last, key)
+            return None
+        self._sent[key] = now
+        title = f"cronwarden: {task.task_id} {run.target} {event}"
+        body = (f"{task.task_id} → {run.target}, attempt {run.attempt}: {run.status}"
+                f"{' (' + run.error + ')' if run.error else ''}. Run {run.run_id}, "
+                f"trace {run.trace_id}.")  # fmt: skip
+        delivered, error = True, ""
+        if channel != MEMORY:
+            url = manifest.notifications.channels.get(channel)
+            try:
+                if url is None:
+                    raise CronwardenError(f"channel {channel!r} is not defined",
+                                          code="CRONWARDEN_UNKNOWN_CHANNEL")  # fmt: skip
+                await self._notifier.send(url, title, body, failure=event is not NotifyOn.SUCCESS)
+            except Exception as err:  # a channel's failure is recorded, never fatal
+                delivered, error = False, f"{getattr(err, 'code', type(err).__name__)}: {err}"
+        code = (ReasonCode.CRON_RUNNER_NOTIFICATION_SENT if delivered
+                else ReasonCode.CRON_RUNNER_NOTIFICATION_FAILED)  # fmt: skip
+        details = {"channel": channel, "event": str(event), "run_id": run.run_id,
+                   "delivered": delivered, "message": body}  # fmt: skip
+        if error:
+            details["error"] = error
+        report = OperationsReport(
+            event_type=EventType.NOTIFICATION, task_id=task.task_id,
+            fired_at_ms=run.scheduled_at_ms, targets=(run.target,), trace_id=run.trace_id,
+            reason_code=code, details=details,
+        )  # fmt: skip
+        recorded_at = int(self._clock.now().timestamp() * 1000)
+        await self._store.add_report(report.to_dict() | {"report_id": _report_id()}, recorded_at)
+        return report
+
+
+def _events(runs: Sequence[RunRecord]) -> list[tuple[NotifyOn, RunRecord]]:
+    """The worker stops at a success, a failure no attempt can help, or the last allowed
+    attempt: a failed last record is the end of the retries."""
+    events = []
+    for run in runs:
+        if run.status == "succeeded":
+            events.append((NotifyOn.SUCCESS, run))
+        elif run.status != "skipped":
+            final = run is runs[-1]
+            events.append((NotifyOn.RETRY_EXHAUSTED if final else NotifyOn.FAILURE, run))
+    return events
+
+
+def _report_id() -> str:
+    return f"ops_notification_{secrets.token_hex(6)}"
