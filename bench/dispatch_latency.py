@@ -55,20 +55,26 @@ def _percentiles(latencies_ms: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(ordered), "p99": p99, "max": ordered[-1]}
 
 
-async def _cronwarden(n: int, rounds: int, state: Path) -> dict[str, Any]:
-    expr = f"*/{PERIOD_S} * * * * *"  # every task due at the same instants
-    tasks = [{"task_id": f"t{i}", "cron": expr, "targets": ["x"], "task_class": "health"}
-             for i in range(n)]  # fmt: skip
-    manifest = validate_document({"max_concurrent_tasks": 20, "tasks": tasks}).manifest
+async def _daemon_parts(state: Path) -> tuple[SqlStore, Cached, Dispatcher]:
+    """The store, controls and dispatcher as the daemon wires them, the store already
+    opened by a first report as the daemon's start does."""
     store = SqlStore(sqlite_url(state))
     clock = SystemClock()
-    # As the daemon does at start: the manifest-loaded report opens the database.
     await store.add_report({"report_id": "load", "event_type": "CRON_MANIFEST_LOADED"},
                            int(time.time() * 1000))  # fmt: skip
     controls = Cached(SqlKillSwitch(store), SqlPauses(store), clock)
     dispatcher = Dispatcher(clock=clock, lock=MemoryLock(clock), bus=LocalBus(),
                             kill_switch=controls, store=store, pauses=controls,
                             owner="bench")  # fmt: skip
+    return store, controls, dispatcher
+
+
+async def _cronwarden(n: int, rounds: int, state: Path) -> dict[str, Any]:
+    expr = f"*/{PERIOD_S} * * * * *"  # every task due at the same instants
+    tasks = [{"task_id": f"t{i}", "cron": expr, "targets": ["x"], "task_class": "health"}
+             for i in range(n)]  # fmt: skip
+    manifest = validate_document({"max_concurrent_tasks": 20, "tasks": tasks}).manifest
+    store, controls, dispatcher = await _daemon_parts(state)
     latencies: list[float] = []
     outcomes: list[str] = []
     done = asyncio.Event()
@@ -159,14 +165,7 @@ def _due(n: int, after_s: int, until_s: int) -> int:
 
 async def _busy_cronwarden(n: int, seconds: int, state: Path) -> dict[str, Any]:
     manifest = validate_document({"tasks": _busy_tasks(n)}).manifest
-    store = SqlStore(sqlite_url(state))
-    clock = SystemClock()
-    await store.add_report({"report_id": "load", "event_type": "CRON_MANIFEST_LOADED"},
-                           int(time.time() * 1000))  # fmt: skip
-    controls = Cached(SqlKillSwitch(store), SqlPauses(store), clock)
-    dispatcher = Dispatcher(clock=clock, lock=MemoryLock(clock), bus=LocalBus(),
-                            kill_switch=controls, store=store, pauses=controls,
-                            owner="bench")  # fmt: skip
+    store, controls, dispatcher = await _daemon_parts(state)
     outcomes: Counter[str] = Counter()
     reported: set[tuple[str, int]] = set()
 

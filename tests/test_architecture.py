@@ -17,7 +17,7 @@ BACKENDS = ["redis", "sqlalchemy", "fastapi", "httpx", "typer", "rich", "click"]
         ("cronwarden.manifest", BACKENDS),
         (
             "cronwarden.core.pipeline, cronwarden.services.dispatch, cronwarden.services.scheduler,"
-            " cronwarden.services.worker",
+            " cronwarden.services.worker, cronwarden.services.notifications",
             [*BACKENDS, "uvicorn", "prometheus_client", "watchfiles", "cronwarden.adapters"],
         ),
     ],

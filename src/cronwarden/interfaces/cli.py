@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, tzinfo
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -61,6 +61,8 @@ from cronwarden.services.scheduler import new_trace_id
 from cronwarden.services.worker import Worker
 from cronwarden.telemetry.logging import configure, log_problem, log_report
 from cronwarden.workers.http import send as send_http
+
+T = TypeVar("T")
 
 EXIT_PROBLEM_FOUND = 1
 EXIT_INVALID_INPUT = 2
@@ -408,6 +410,18 @@ def force_dispatch(
     typer.echo(line)
 
 
+def _read_state(directory: Path, read: Callable[[SqlStore], Coroutine[Any, Any, T]]) -> T | None:
+    """``read`` from the state database in ``directory``; ``None`` when there is none yet
+    (a read never creates one)."""
+    if not (directory / "state.db").exists():
+        return None
+    store = open_store(directory)
+    try:
+        return asyncio.run(read(store))
+    finally:
+        store.close()
+
+
 @app.command("history")
 def history(
     task: Annotated[str | None, typer.Argument(help="Only this task's reports.")] = None,
@@ -420,15 +434,8 @@ def history(
     ] = False,
 ) -> None:
     """The recorded reports, newest first."""
-    loaded = _manifest_if_readable(manifest)
-    directory = state_dir(manifest, loaded)
-    reports: list[dict[str, object]] = []
-    if (directory / "state.db").exists():
-        store = open_store(directory)
-        try:
-            reports = asyncio.run(store.reports(task_id=task, limit=limit))
-        finally:
-            store.close()
+    directory = state_dir(manifest, _manifest_if_readable(manifest))
+    reports = _read_state(directory, lambda store: store.reports(task_id=task, limit=limit)) or []
     if as_json:
         typer.echo(json.dumps(reports))
         return
@@ -456,15 +463,9 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of runs.")] = False,
 ) -> None:
     """The runs the workers made of command targets, newest first: one per attempt."""
-    loaded = _manifest_if_readable(manifest)
-    directory = state_dir(manifest, loaded)
-    found: list[RunRecord] = []
-    if (directory / "state.db").exists():
-        store = open_store(directory)
-        try:
-            found = asyncio.run(store.runs(task_id=task, status=status, limit=limit))
-        finally:
-            store.close()
+    directory = state_dir(manifest, _manifest_if_readable(manifest))
+    found = _read_state(directory, lambda store: store.runs(task_id=task, status=status,
+                                                             limit=limit)) or []  # fmt: skip
     if as_json:
         typer.echo(json.dumps([run.to_dict() for run in found]))
         return
@@ -562,8 +563,7 @@ async def _task_rows(manifest: Manifest, directory: Path) -> list[dict[str, obje
         store = open_store(directory)
         try:
             summaries = dict(await store.task_summaries())
-            pauses = SqlPauses(store)
-            paused = {t.task_id for t in manifest.tasks if await pauses.paused(t.task_id)}
+            paused = set(await SqlPauses(store).paused_tasks())
         finally:
             store.close()
     now = datetime.now(UTC)

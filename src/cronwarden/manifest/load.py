@@ -117,20 +117,24 @@ def validate_document(document: Any) -> LoadResult:
 _TARGET: TypeAdapter[Target] = TypeAdapter(TargetSpec)
 
 
-def _targets(raw: dict[str, Any], problems: list[Problem]) -> tuple[dict[str, Target], set[str]]:
-    """The valid target configurations, and the names of the invalid ones."""
+def _targets(
+    raw: dict[str, Any], problems: list[Problem], section: str = "targets", **forced: Any
+) -> tuple[dict[str, Target], set[str]]:
+    """The valid target configurations of ``section``, and the names of the invalid
+    ones; ``forced`` keys are set on every entry (an execution mode is a template)."""
     valid: dict[str, Target] = {}
     broken: set[str] = set()
     for name, entry in raw.items():
         try:
-            valid[str(name)] = _TARGET.validate_python(entry)
+            # ``forced`` is only given for execution modes, whose entries are mappings
+            valid[str(name)] = _TARGET.validate_python({**entry, **forced} if forced else entry)
         except ValidationError as err:
             broken.add(str(name))
             problems.extend(
                 Problem(
                     Level.ERROR,
                     ReasonCode.CRON_RUNNER_TARGET_INVALID,
-                    f"targets.{name}",
+                    f"{section}.{name}",
                     _describe(error),
                 )  # fmt: skip
                 for error in err.errors()
@@ -142,26 +146,9 @@ def _execution_modes(
     raw: dict[str, Any], problems: list[Problem]
 ) -> tuple[dict[str, Target], set[str]]:
     """Spec 003's execution modes as command templates, by mode name."""
-    valid: dict[str, Target] = {}
-    broken: set[str] = set()
-    for name, entry in raw.items():
-        if not isinstance(entry, dict):
-            entry = {"command": entry}
-        try:
-            valid[str(name)] = _TARGET.validate_python({"type": "command", **entry,
-                                                        "template": True})  # fmt: skip
-        except ValidationError as err:
-            broken.add(str(name))
-            problems.extend(
-                Problem(
-                    Level.ERROR,
-                    ReasonCode.CRON_RUNNER_TARGET_INVALID,
-                    f"execution_modes.{name}",
-                    _describe(error),
-                )  # fmt: skip
-                for error in err.errors()
-            )
-    return valid, broken
+    entries = {name: entry if isinstance(entry, dict) else {"command": entry}
+               for name, entry in raw.items()}  # fmt: skip
+    return _targets(entries, problems, "execution_modes", type="command", template=True)
 
 
 def _warn_channels(tasks: list[TaskSpec], settings: Settings, problems: list[Problem]) -> None:
