@@ -50,7 +50,10 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(3)
         self.send_response(status)
         self.end_headers()
-        self.wfile.write(f"answer {status}".encode())
+        if self.path.startswith("/echo"):  # a careless endpoint: echoes what it was sent
+            self.wfile.write(f"{self.path} {self.headers['Authorization']}".encode())
+        else:
+            self.wfile.write(f"answer {status}".encode())
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -89,6 +92,20 @@ def test_a_2xx_succeeds_with_the_trigger_in_the_body_and_secrets_from_the_enviro
                     "trace_id": "tr_h", "run_id": run.run_id, "attempt": 1}  # fmt: skip
     recorded = json.dumps(run.to_dict()) + (Path(run.artifact_dir) / "run.json").read_text()
     assert "s3cret" not in recorded
+
+
+def test_secrets_in_the_url_reach_the_server_and_are_masked_in_what_comes_back(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_KEY", "k-5521-live")
+    monkeypatch.setenv("HOOK_TOKEN", "t-9910-live")
+    (run,) = _runs(f"{receiver.url}/echo?key=${{HOOK_KEY}}", tmp_path,
+                   headers={"Authorization": "Bearer ${HOOK_TOKEN}"})  # fmt: skip
+    (path, headers, _) = receiver.calls[0]
+    assert (path, headers["Authorization"]) == ("/echo?key=k-5521-live", "Bearer t-9910-live")
+    assert run.output_tail == "/echo?key=*** Bearer ***"
+    recorded = json.dumps(run.to_dict()) + (Path(run.artifact_dir) / "run.json").read_text()
+    assert "k-5521-live" not in recorded and "t-9910-live" not in recorded
 
 
 def test_a_5xx_is_retried_and_a_4xx_is_final(receiver: Receiver, tmp_path: Path) -> None:

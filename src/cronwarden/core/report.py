@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from cronwarden.reasons import ReasonCode
+from cronwarden.redact import redact
 
 CRON_RUNNER_BOT_ID = "gov.cron_runner"
 
@@ -54,7 +55,8 @@ class OperationsReport:
         return f"ops_cronrunner_{self.fired_at_ms}_{self.task_id}_{kind}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The contract's wire shape, plus ``reason_code``, ``lock_mode`` and any details."""
+        """The contract's wire shape, plus ``reason_code``, ``lock_mode`` and any details
+        (with credentials masked: :mod:`cronwarden.redact`)."""
         return {
             "report_id": self.report_id,
             "bot_id": self.bot_id,
@@ -67,5 +69,5 @@ class OperationsReport:
             "report_kind": "OperationsReport",
             "reason_code": str(self.reason_code),
             "lock_mode": self.lock_mode,
-            **self.details,
+            **(redact(self.details) if self.details else {}),
         }

@@ -77,8 +77,8 @@ class CommandTarget(_Target):
 class HttpTarget(_Target):
     """An HTTP call made by the worker, with the trigger's fields in a JSON body.
 
-    ``${NAME}`` in a header value is read from the worker's environment when the call
-    is made (a secret never sits in the manifest, and is never logged). A status in
+    ``${NAME}`` in the URL or a header value is read from the worker's environment when
+    the call is made (a secret never sits in the manifest, and is never logged). A status in
     ``expect`` (default: any 2xx) is success; a 4xx is final; a 5xx, a refused
     connection or a timeout is retried by ``retry``.
     """

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cronwarden.core.report import EventType, OperationsReport
+from cronwarden.redact import redact_text
 
 NO_DISPATCH_RED_AFTER_MS = 15 * 60 * 1000
 
@@ -41,7 +42,7 @@ class CronHealth:
             self.manifest_problems = len(report.details.get("problems", []))
             self.reload_failed = ""
         elif event is EventType.MANIFEST_RELOAD_FAILED:
-            self.reload_failed = str(report.details.get("error", ""))
+            self.reload_failed = redact_text(str(report.details.get("error", "")))
         elif event in (EventType.DISPATCHED, EventType.FAILED, EventType.SUPPRESSED,
                        EventType.MISSED):  # fmt: skip
             self._fire(report, now_ms)

@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object a line, with the fields an operator filters on.
+"""Structured logs: one JSON object a line, with the fields an operator filters on,
+and credentials masked (:mod:`cronwarden.redact`) in every line, JSON or text.
 
 Every report (outcomes, manifest loads and reloads, operator actions) is logged by
 ``cronwarden.scheduler`` with ``reason_code``, ``task_id``, ``trace_id``,
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cronwarden.core.report import EventType, OperationsReport
+from cronwarden.redact import redact_text
 
 FIELDS = ("event_type", "task_id", "trace_id", "reason_code", "fired_at_ms", "lock_acquired",
           "lock_mode", "targets", "where", "details", "error")  # fmt: skip
@@ -34,14 +36,23 @@ class JsonFormatter(logging.Formatter):
         line.update({key: getattr(record, key) for key in FIELDS if hasattr(record, key)})
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return redact_text(json.dumps(line, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger message`` per record, credentials masked."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
 
 
 def configure(level: str, json_lines: bool) -> None:
     """Send cronwarden's logs to stderr at ``level``, as JSON lines or as text."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s"))  # fmt: skip
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     root = logging.getLogger("cronwarden")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,8 +1,10 @@
 """Make one HTTP-target attempt: the trigger's fields as JSON, the response kept in the
 attempt's folder, and a verdict that says whether another attempt could help.
 
-Header values may name environment variables (``Bearer ${API_TOKEN}``); they are read
-when the call is made and appear nowhere else: not in the record, not in the logs.
+The URL and header values may name environment variables (``Bearer ${API_TOKEN}``,
+``?key=${API_KEY}``); they are read when the call is made and remembered as secrets
+(:func:`cronwarden.redact.remember`), so they appear nowhere else: not in the record,
+not in the logs, not in an error message.
 """
 
 from __future__ import annotations
@@ -17,14 +19,22 @@ from typing import Any
 import httpx
 
 from cronwarden.manifest.targets import HttpTarget
+from cronwarden.redact import remember
 from cronwarden.workers.command import TAIL_BYTES, CommandResult
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def expand(value: str, env: Mapping[str, str]) -> str:
-    """``value`` with each ``${NAME}`` replaced by ``env[NAME]`` (empty when unset)."""
-    return _VARIABLE.sub(lambda match: env.get(match.group(1), ""), value)
+    """``value`` with each ``${NAME}`` replaced by ``env[NAME]`` (empty when unset),
+    each value read remembered as a secret."""
+
+    def secret(match: re.Match[str]) -> str:
+        found = env.get(match.group(1), "")
+        remember(found)
+        return found
+
+    return _VARIABLE.sub(secret, value)
 
 
 async def send(
@@ -37,8 +47,8 @@ async def send(
     try:
         async with httpx.AsyncClient(timeout=target.timeout_s) as client:
             payload = None if target.method == "GET" else body
-            response = await client.request(target.method, target.url, headers=headers,
-                                            json=payload)  # fmt: skip
+            response = await client.request(target.method, expand(target.url, env),
+                                            headers=headers, json=payload)  # fmt: skip
     except httpx.TimeoutException:
         return _result("timed_out", None, started, f"no answer within {target.timeout_s:g} s")
     except httpx.HTTPError as err:  # refused, reset, DNS: the other side may come back
