@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import time
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
@@ -101,6 +102,16 @@ class QuietHours(_Strict):
         return _zone_name(value)
 
 
+class ArtifactRetention(_Strict):
+    """How many run folders a task keeps under ``{artifacts_dir}/{task_id}/``: at most
+    ``max_runs``, none older than ``max_age_days`` (0: no limit). The task's latest
+    successful run (its ``CRONWARDEN_PREVIOUS_ARTIFACT_DIR``) and runs still going are
+    always kept."""
+
+    max_runs: int = Field(default=1_000, ge=0, le=1_000_000)
+    max_age_days: float = Field(default=30.0, ge=0, le=36_500)
+
+
 class _EmptyConfig(dict[str, Any]):
     """An empty dict that refuses to change: safe to share, and it serializes, copies
     and pickles as a dict."""
@@ -121,6 +132,7 @@ class _EmptyConfig(dict[str, Any]):
 #: 100,000 tasks do not carry 200,000 empty dicts.
 NOTHING: Mapping[str, Any] = _EmptyConfig()
 _shared: dict[Any, Any] = {}
+_shared_key_sets: dict[frozenset[str], set[str]] = {}
 
 
 def _share(value: Any) -> Any:
@@ -161,6 +173,8 @@ class TaskSpec(_Strict):
     inputs: Mapping[str, Any] = Field(default_factory=lambda: NOTHING)
     notify: tuple[str, ...] = ()
     notify_on: tuple[NotifyOn, ...] = (NotifyOn.FAILURE, NotifyOn.RETRY_EXHAUSTED)
+    #: This task's own artifact retention; ``None``: the manifest's.
+    artifact_retention: ArtifactRetention | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -176,6 +190,14 @@ class TaskSpec(_Strict):
     @classmethod
     def _empty_shared(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
         return value or NOTHING
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Which keys an entry wrote: a set per task (about 200 bytes), shared among the
+        # tasks that wrote the same keys. The model is frozen, so nothing changes it.
+        written = self.__pydantic_fields_set__
+        if len(_shared_key_sets) < 4_096:
+            shared = _shared_key_sets.setdefault(frozenset(written), written)
+            object.__setattr__(self, "__pydantic_fields_set__", shared)
 
 
 class Notifications(_Strict):
@@ -198,6 +220,8 @@ class Settings(_Strict):
     log_level: str = "info"
     #: Reports and settled dispatch rows older than this are pruned, once a day.
     retention_days: int = Field(default=365, ge=1, le=36_500)
+    #: Run folders kept per task (a task's own ``artifact_retention`` overrides it).
+    artifact_retention: ArtifactRetention = Field(default_factory=ArtifactRetention)
     quiet_hours: tuple[QuietHours, ...] = ()
     # Sections of later components, kept as written until those components validate them.
     targets: dict[str, Any] = Field(default_factory=dict)
@@ -222,10 +246,21 @@ class Manifest(Settings):
 
     def task(self, task_id: str) -> TaskSpec:
         """The task named ``task_id``; :class:`KeyError` when there is none."""
-        for task in self.tasks:
-            if task.task_id == task_id:
-                return task
-        raise KeyError(task_id)
+        return self._by_id[task_id]
+
+    @cached_property
+    def _by_id(self) -> dict[str, TaskSpec]:
+        return {task.task_id: task for task in self.tasks}
+
+    def retention_of(self, task: TaskSpec) -> ArtifactRetention:
+        """How many of ``task``'s run folders are kept: the manifest's rule with the
+        task's own keys over it."""
+        own = task.artifact_retention
+        if own is None:
+            return self.artifact_retention
+        return self.artifact_retention.model_copy(
+            update={key: getattr(own, key) for key in own.model_fields_set}
+        )
 
     def zone_of(self, task: TaskSpec) -> str:
         """The timezone a task's expression is read in: its own, else the manifest's."""

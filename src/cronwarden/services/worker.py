@@ -30,7 +30,9 @@ from cronwarden.manifest.model import Manifest, Overlap, TaskSpec
 from cronwarden.manifest.targets import CommandTarget, HttpTarget, PythonTarget, RunnableTarget
 from cronwarden.ports import Clock, RunRecord, Store
 from cronwarden.reasons import ReasonCode
+from cronwarden.redact import redact_text
 from cronwarden.services.notifications import Notifications
+from cronwarden.workers.artifacts import prune, task_dirs
 from cronwarden.workers.command import CommandResult, run_command
 from cronwarden.workers.python import run_inline
 
@@ -92,11 +94,14 @@ class Worker:
         self._running: dict[tuple[str, str], asyncio.Task[list[RunRecord]]] = {}
         self._waiting: set[tuple[str, str]] = set()
         self._handling: set[asyncio.Task[list[RunRecord]]] = set()
+        self._live_folders: set[str] = set()
 
     async def run(self, triggers: AsyncIterator[dict[str, Any]], stop: asyncio.Event) -> None:
         """Handle each trigger from ``triggers`` until ``stop``; then cancel what still
         runs (each process group is stopped and its run recorded as cancelled)."""
         stopper = asyncio.ensure_future(stop.wait())
+        for folder in await asyncio.to_thread(task_dirs, self._artifacts):
+            await self.prune_artifacts(folder.name)
         try:
             while not stop.is_set():
                 next_trigger = asyncio.ensure_future(anext(triggers))
@@ -148,7 +153,23 @@ class Worker:
                 del self._running[key]
         if self._notifications is not None:
             await self._notifications.after(task, records)
+        if records:
+            await self.prune_artifacts(task.task_id)
         return records
+
+    async def prune_artifacts(self, task_id: str) -> None:
+        """Apply the task's artifact retention to its folder; the task's latest
+        successful run and the runs still going are kept. Never raises."""
+        manifest = self._manifest()
+        rule = manifest.retention_of(_task_or_default(manifest, task_id))
+        try:
+            latest = await self._store.runs(task_id, status="succeeded", limit=1)
+            keep = self._live_folders | {run.artifact_dir for run in latest}
+            await asyncio.to_thread(prune, self._artifacts / task_id, rule, self._clock.now(),
+                                    keep)  # fmt: skip
+        except Exception:  # retention must never stop a worker
+            LOGGER.exception("artifact retention of %s failed", task_id,
+                             extra={"task_id": task_id})  # fmt: skip
 
     async def _attempts(
         self, task: TaskSpec, name: str, target: RunnableTarget, trigger: Mapping[str, Any]
@@ -187,13 +208,17 @@ class Worker:
         if not await self._store.begin_run(run):
             return None
         self._on_start(run)
-        env = await self._environment(task, target, run, target.retry.max_attempts)
+        self._live_folders.add(str(folder))
         try:
-            result = await self._perform(target, run, env, folder)
-        except asyncio.CancelledError:  # replaced by a newer run, or the worker stops
-            await self._finish(run, CommandResult("cancelled", None, 0, "", "", "cancelled"))
-            raise
-        return await self._finish(run, result), result.retriable
+            env = await self._environment(task, target, run, target.retry.max_attempts)
+            try:
+                result = await self._perform(target, run, env, folder)
+            except asyncio.CancelledError:  # replaced by a newer run, or the worker stops
+                await self._finish(run, CommandResult("cancelled", None, 0, "", "", "cancelled"))
+                raise
+            return await self._finish(run, result), result.retriable
+        finally:
+            self._live_folders.discard(str(folder))
 
     async def _perform(
         self, target: RunnableTarget, run: RunRecord, env: Mapping[str, str], folder: Path
@@ -231,9 +256,10 @@ class Worker:
         failed = result.status != "succeeded"
         done = replace(
             run, status=result.status, finished_at_ms=_ms(self._clock.now()),
-            exit_code=result.exit_code, error=result.error,
+            exit_code=result.exit_code, error=redact_text(result.error),
             reason_code=str(ReasonCode.CRON_RUNNER_RUN_FAILED) if failed else "",
-            output_tail=result.stderr_tail if failed and result.stderr_tail else result.stdout_tail,
+            output_tail=redact_text(
+                result.stderr_tail if failed and result.stderr_tail else result.stdout_tail),
         )  # fmt: skip
         await asyncio.to_thread(_write_run_json, done)
         await self._store.finish_run(done)
