@@ -121,7 +121,7 @@ def test_run_runs_the_targets_now_and_exits_with_the_jobs_code(tmp_path: Path, c
     done = cli("run", "report", "--manifest", str(manifest))
     assert done.returncode == 3, done.stderr
     assert done.stdout.count("step 2") == 2  # streamed, once per attempt
-    assert "job attempt 2: failed" in done.stderr and "elsewhere: bus only" in done.stderr
+    assert "job attempt 2/2: failed" in done.stderr and "elsewhere: bus only" in done.stderr
     runs = json.loads(cli("runs", "report", "--manifest", str(manifest), "--json").stdout)
     assert sorted((r["target"], r["attempt"], r["status"]) for r in runs) == [
         ("job", 1, "failed"), ("job", 2, "failed"), ("ok", 1, "succeeded")]  # fmt: skip

@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, tzinfo
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -51,6 +51,7 @@ from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import CronSchedule, describe, parse
 from cronwarden.cron.zones import resolve_zone
 from cronwarden.errors import CronError, CronwardenError, ManifestError, UnknownTask
+from cronwarden.interfaces.progress import RunProgress
 from cronwarden.manifest import Level, LoadResult, Manifest, Problem, TaskSpec, load_manifest
 from cronwarden.manifest.model import TaskClass
 from cronwarden.manifest.targets import CommandTarget, HttpTarget, PythonTarget
@@ -526,7 +527,7 @@ async def _follow_run(store: SqlStore, run_id: str, folder: Path) -> None:
             await asyncio.sleep(0.5)
 
     watcher = asyncio.ensure_future(watch())
-    await _follow(folder, finished)
+    await _follow(folder / "stdout.log", finished, sys.stdout)
     await watcher
 
 
@@ -609,7 +610,7 @@ def run_task(
     """Run TASK's targets now, in the foreground, and exit with the job's exit code; with
     --dry-run, walk it through the decision pipeline and print each step's decision."""
     result = load_manifest(manifest)
-    task = _task_of(result.manifest, task_id, manifest)
+    task = _task_of(result.manifest, task_id, manifest, result.problems)
     now = datetime.now(UTC).replace(microsecond=0)
     directory = state_dir(manifest, result.manifest)
     if dry_run:
@@ -633,22 +634,26 @@ async def _run_now(manifest: Manifest, task: TaskSpec, store: SqlStore, path: Pa
         raise CronwardenError(f"{task.task_id} is a trading task and the kill switch is on",
                               code=str(ReasonCode.KILL_SWITCH_ACTIVE))  # fmt: skip
     console = Console(stderr=True)
+    progress = RunProgress(console, live=console.is_terminal and sys.stdout.isatty())
     done: dict[str, asyncio.Event] = {}
     followers: list[asyncio.Task[None]] = []
 
     def started(run: RunRecord) -> None:
-        console.print(f"[bold]{run.target}[/] attempt {run.attempt}: {run.artifact_dir}")
+        target = manifest.target(run.target)
+        attempts = 1
+        if isinstance(target, CommandTarget | HttpTarget | PythonTarget):
+            attempts = target.retry.max_attempts
+        progress.started(run, attempts)
         done[run.run_id] = asyncio.Event()
-        followers.append(asyncio.ensure_future(_follow(Path(run.artifact_dir),
-                                                       done[run.run_id])))  # fmt: skip
+        folder = Path(run.artifact_dir)
+        streams = {"stdout.log": sys.stdout, "stderr.log": sys.stderr}
+        followers.extend(asyncio.ensure_future(_follow(folder / name, done[run.run_id], out))
+                         for name, out in streams.items())  # fmt: skip
 
     def finished(run: RunRecord) -> None:
         if run.run_id in done:
             done[run.run_id].set()
-        style = "green" if run.status == "succeeded" else "red"
-        why = f" - {run.error}" if run.error else ""
-        console.print(f"[{style}]{run.target} attempt {run.attempt}: {run.status}[/] "
-                      f"({run.duration_ms} ms){why}", markup=True, highlight=False)  # fmt: skip
+        progress.finished(run)
 
     clock = SystemClock()
     notifications = Notifications(clock, store, AppriseNotifier(), lambda: manifest)
@@ -656,6 +661,14 @@ async def _run_now(manifest: Manifest, task: TaskSpec, store: SqlStore, path: Pa
                     request=send_http, notifications=notifications, on_run=finished,
                     on_start=started)  # fmt: skip
     at_ms = _ms(datetime.now(UTC))
+    with progress.shown():
+        return await _run_targets(manifest, task, worker, followers, console, at_ms)
+
+
+async def _run_targets(
+    manifest: Manifest, task: TaskSpec, worker: Worker, followers: list[asyncio.Task[None]],
+    console: Console, at_ms: int,
+) -> int:  # fmt: skip
     code = 0
     for target in task.targets:
         if not isinstance(manifest.target(target), CommandTarget | HttpTarget | PythonTarget):
@@ -671,17 +684,17 @@ async def _run_now(manifest: Manifest, task: TaskSpec, store: SqlStore, path: Pa
     return code
 
 
-async def _follow(folder: Path, finished: asyncio.Event) -> None:
-    """Print what a running attempt writes to stdout.log as it comes, to its end."""
+async def _follow(path: Path, finished: asyncio.Event, out: TextIO) -> None:
+    """Copy what a running attempt writes to ``path`` to ``out`` as it comes, to its end."""
     offset, decoder = 0, codecs.getincrementaldecoder("utf-8")("replace")
     while True:
         last_round = finished.is_set()
-        chunk = await asyncio.to_thread(_read_from, folder / "stdout.log", offset)
+        chunk = await asyncio.to_thread(_read_from, path, offset)
         while chunk:
             offset += len(chunk)
-            sys.stdout.write(decoder.decode(chunk, final=False))
-            sys.stdout.flush()
-            chunk = await asyncio.to_thread(_read_from, folder / "stdout.log", offset)
+            out.write(decoder.decode(chunk, final=False))
+            out.flush()
+            chunk = await asyncio.to_thread(_read_from, path, offset)
         if last_round:
             return
         with contextlib.suppress(TimeoutError):
@@ -751,10 +764,16 @@ def _control(
         store.close()
 
 
-def _task_of(manifest: Manifest, task_id: str, path: Path) -> TaskSpec:
+def _task_of(
+    manifest: Manifest, task_id: str, path: Path, problems: Sequence[Problem] = ()
+) -> TaskSpec:
     try:
         return manifest.task(task_id)
     except KeyError:
+        rejected = [p for p in problems if p.level == "error" and f"{task_id!r}" in p.where]
+        if rejected:
+            why = "; ".join(f"{p.code} {p.message}" for p in rejected)
+            raise UnknownTask(f"{task_id!r} was rejected by {path}: {why}") from None
         raise UnknownTask(f"{task_id!r} is not a task of {path}") from None
 
 
