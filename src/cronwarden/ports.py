@@ -216,9 +216,11 @@ class Store(Protocol):
         ...
 
     async def reports(
-        self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        """Reports, newest first, optionally of one task and recorded since ``since_ms``."""
+        self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100,
+        event_type: str | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Reports, newest first, optionally of one task, of one event type and recorded
+        since ``since_ms``."""
         ...
 
     async def prune(self, recorded_before_ms: int) -> int:

@@ -125,6 +125,22 @@ def test_the_same_notification_is_held_back_within_the_window(
     assert len(webhook.received) == 2
 
 
+def test_the_window_holds_across_a_restart_and_a_failed_delivery_is_not_counted(
+    webhook: Webhook, tmp_path: Path
+) -> None:
+    manifest = _setup({"ops": webhook.apprise_url}, ["ops"], notify_on=["retry_exhausted"])
+    store, clock = MemoryStore(), FakeClock()
+    _fire(manifest, store, clock, tmp_path, "failed", "failed", at_ms=1_000)
+    clock.advance(60)  # a new worker (a restart, another process) on the same store
+    _fire(manifest, store, clock, tmp_path, "failed", "failed", at_ms=61_000)
+    assert len(webhook.received) == 1
+    broken = _setup({"ops": "json://127.0.0.1:9/down"}, ["ops"], notify_on=["retry_exhausted"])
+    other = MemoryStore()
+    _fire(broken, other, clock, tmp_path, "failed", "failed", at_ms=1_000)
+    _fire(broken, other, clock, tmp_path, "failed", "failed", at_ms=61_000)
+    assert [n["delivered"] for n in _notes(other)] == [False, False]  # tried again
+
+
 def test_success_is_told_only_when_asked(webhook: Webhook, tmp_path: Path) -> None:
     quiet = _setup({"ops": webhook.apprise_url}, ["ops"])
     _fire(quiet, MemoryStore(), FakeClock(), tmp_path, "succeeded")

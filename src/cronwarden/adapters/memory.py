@@ -179,13 +179,15 @@ class MemoryStore:
         return found[:limit]
 
     async def reports(
-        self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+        self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100,
+        event_type: str | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
         found = [
             report
             for recorded, report in reversed(self._reports)
             if (task_id is None or report.get("task_id") == task_id)
             and (since_ms is None or recorded >= since_ms)
+            and (event_type is None or report.get("event_type") == event_type)
         ]
         return found[:limit]
 

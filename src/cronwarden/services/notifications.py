@@ -4,7 +4,9 @@ Events (a task's ``notify_on``; default failure and retry_exhausted): ``failure`
 an attempt failed and another follows, ``retry_exhausted`` when the last attempt
 failed, ``success`` when the run succeeded. Channels are names from
 ``notifications.channels`` (apprise URLs); ``memory`` only records. The same
-(task, target, event, channel) is held back within ``dedupe_window_s``. Every
+(task, target, event, channel) is held back within ``dedupe_window_s``, read from
+the recorded notifications, so a restart or another worker on the same store does
+not send it again. Every
 notification is a ``CRON_NOTIFICATION`` report naming the channel, never its URL;
 a delivery that fails is recorded and never fails the run.
 """
@@ -30,7 +32,7 @@ class Notifications:
         self, clock: Clock, store: Store, notifier: Notifier, manifest: Callable[[], Manifest]
     ) -> None:
         self._clock, self._store, self._notifier, self._manifest = clock, store, notifier, manifest
-        self._sent: dict[tuple[str, str, str, str], float] = {}  # key -> monotonic time
+        self._sent: dict[tuple[str, str, str, str], int] = {}  # key -> when sent (ms)
 
     async def after(self, task: TaskSpec, runs: Sequence[RunRecord]) -> list[OperationsReport]:
         """Notify about ``runs`` (one fire's attempts of one target); the reports."""
@@ -50,12 +52,13 @@ class Notifications:
     ) -> OperationsReport | None:
         manifest = self._manifest()
         key = (task.task_id, run.target, str(event), channel)
-        now = self._clock.monotonic()
-        last = self._sent.get(key)
-        if last is not None and now - last < manifest.notifications.dedupe_window_s:
-            LOGGER.info("notification held back (sent %.0f s ago): %s", now - last, key)
+        now_ms = int(self._clock.now().timestamp() * 1000)
+        window_ms = int(manifest.notifications.dedupe_window_s * 1000)
+        last = await self._last_sent(key, now_ms - window_ms) if window_ms else None
+        if last is not None and now_ms - last < window_ms:
+            LOGGER.info("notification held back (sent %.0f s ago): %s", (now_ms - last) / 1000,
+                        key, extra={"task_id": task.task_id, "trace_id": run.trace_id})  # fmt: skip
             return None
-        self._sent[key] = now
         title = f"cronwarden: {task.task_id} {run.target} {event}"
         body = (f"{task.task_id} → {run.target}, attempt {run.attempt}: {run.status}"
                 f"{' (' + run.error + ')' if run.error else ''}. Run {run.run_id}, "
@@ -81,9 +84,32 @@ class Notifications:
             fired_at_ms=run.scheduled_at_ms, targets=(run.target,), trace_id=run.trace_id,
             reason_code=code, details=details,
         )  # fmt: skip
-        recorded_at = int(self._clock.now().timestamp() * 1000)
-        await self._store.add_report(report.to_dict() | {"report_id": _report_id()}, recorded_at)
+        if delivered:
+            self._sent[key] = now_ms
+        wire = report.to_dict() | {"report_id": _report_id(), "sent_at_ms": now_ms}
+        await self._store.add_report(wire, now_ms)
         return report
+
+    async def _last_sent(self, key: tuple[str, str, str, str], since_ms: int) -> int | None:
+        """When the notification ``key`` was last sent since ``since_ms``: this worker's
+        memory, else the recorded notifications (another process, or before a restart)."""
+        if key in self._sent and self._sent[key] >= since_ms:
+            return self._sent[key]
+        task_id, target, event, channel = key
+        try:
+            recorded = await self._store.reports(
+                task_id, since_ms=since_ms, limit=1_000, event_type=EventType.NOTIFICATION
+            )
+        except Exception:  # the store is down: better a repeat than a lost alert
+            LOGGER.warning("cannot read past notifications; sending", exc_info=True)
+            return None
+        wanted = (True, channel, event, [target])
+        for body in recorded:  # newest first
+            seen = (body.get("delivered"), body.get("channel"), body.get("event"),
+                    body.get("targets"))  # fmt: skip
+            if seen == wanted:
+                return int(body.get("sent_at_ms", since_ms))
+        return None
 
 
 def _events(runs: Sequence[RunRecord]) -> list[tuple[NotifyOn, RunRecord]]:

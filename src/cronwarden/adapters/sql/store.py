@@ -259,11 +259,14 @@ class SqlStore:
         return await self._run(work)
 
     async def reports(
-        self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+        self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100,
+        event_type: str | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
         statement = select(reports.c.body).order_by(reports.c.id.desc()).limit(limit)
         if task_id is not None:
             statement = statement.where(reports.c.task_id == task_id)
+        if event_type is not None:
+            statement = statement.where(reports.c.event_type == event_type)
         if since_ms is not None:
             statement = statement.where(reports.c.recorded_at_ms >= since_ms)
 
