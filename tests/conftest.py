@@ -8,7 +8,7 @@ prints the reproduction blob of any failure.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import settings
@@ -32,3 +32,33 @@ def _no_remembered_secrets() -> Iterator[None]:
     forget()
     yield
     forget()
+
+
+def service_url(env: str, default: str, ping: Callable[[str], object]) -> str:
+    """The URL of a service a test needs: ``$env``, else ``default``. When it does not
+    answer: skipped with the reason on a user's machine, failed under ``CI=true``."""
+    url = os.environ.get(env, default)
+    try:
+        ping(url)
+    except Exception as err:  # any failure to reach it
+        why = f"{env}={url} does not answer ({type(err).__name__}: {err})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs this service: {why}")
+        pytest.skip(why)
+    return url
+
+
+def _ping_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis to test against (``CRONWARDEN_TEST_REDIS_URL``; default the machine's, db 15)."""
+    return service_url("CRONWARDEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15", _ping_redis)

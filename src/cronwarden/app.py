@@ -6,27 +6,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from redis.asyncio import Redis
 from watchfiles import awatch
 
 from cronwarden.adapters.memory import LocalBus, MemoryLock
 from cronwarden.adapters.notify import AppriseNotifier
+from cronwarden.adapters.redis_bus import DEFAULT_PREFIX, RedisStreamBus, StreamSettings
 from cronwarden.adapters.sql.controls import Cached, SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.adapters.system import SystemClock
+from cronwarden.adapters.timed import PUBLISH_TIMEOUT_S
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.errors import CronwardenError, ManifestError
 from cronwarden.interfaces.api.app import create_app
 from cronwarden.manifest import LoadResult, Manifest, load_manifest
-from cronwarden.ports import Clock
+from cronwarden.ports import Bus, Clock
 from cronwarden.reasons import ReasonCode
+from cronwarden.redact import redact_url
 from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
 from cronwarden.services.health import CronHealth
 from cronwarden.services.notifications import Notifications
@@ -35,7 +40,12 @@ from cronwarden.services.worker import Worker
 from cronwarden.telemetry.metrics import CronMetrics
 from cronwarden.workers.http import send as send_http
 
+LOGGER = logging.getLogger("cronwarden.app")
 STATE_DIR_ENV = "CRONWARDEN_STATE_DIR"
+REDIS_URL_ENV = "CRONWARDEN_REDIS_URL"
+REDIS_PREFIX_ENV = "CRONWARDEN_REDIS_PREFIX"
+#: The consumer group every worker of a deployment joins: each trigger runs on one.
+WORKER_GROUP = "workers"
 
 
 def state_dir(manifest_path: Path, manifest: Manifest | None) -> Path:
@@ -60,6 +70,48 @@ def artifacts_dir(manifest_path: Path, manifest: Manifest | None) -> Path:
 
 def open_store(directory: Path) -> SqlStore:
     return SqlStore(sqlite_url(directory))
+
+
+def shared_bus_url() -> str | None:
+    """``$CRONWARDEN_REDIS_URL``: the shared bus of a distributed deployment, if any."""
+    return os.environ.get(REDIS_URL_ENV) or None
+
+
+def open_bus() -> tuple[Bus, str]:
+    """The bus, and how ``status`` names it (credentials masked): Redis Streams when
+    ``CRONWARDEN_REDIS_URL`` is set, else the in-process bus. Call inside the event loop."""
+    url = shared_bus_url()
+    if url is None:
+        return LocalBus(), "in-process"
+    client = Redis.from_url(url, socket_timeout=PUBLISH_TIMEOUT_S, socket_connect_timeout=2)
+    prefix = os.environ.get(REDIS_PREFIX_ENV, DEFAULT_PREFIX)
+    return RedisStreamBus(client, StreamSettings(prefix=prefix)), f"redis streams {redact_url(url)}"
+
+
+def backend_names(directory: Path) -> dict[str, str]:
+    """Which backends this configuration uses, for ``status`` (credentials masked)."""
+    url = shared_bus_url()
+    return {
+        "store": f"sqlite {directory / 'state.db'}",
+        "bus": f"redis streams {redact_url(url)}" if url else "in-process",
+        "lock": "in-process",
+        "kill_switch": "sqlite (state folder)",
+    }
+
+
+async def _close_bus(bus: Bus) -> None:
+    if isinstance(bus, RedisStreamBus):
+        await bus.aclose()
+
+
+async def _prepare_bus(bus: Bus) -> None:
+    """A shared bus gets its worker group before the first publish, so that triggers
+    published while no worker runs wait for one."""
+    if isinstance(bus, RedisStreamBus):
+        try:
+            await bus.ensure_group(TRIGGER_TOPIC, WORKER_GROUP)
+        except CronwardenError as err:  # publishes will fail and say so, fire by fire
+            LOGGER.warning("%s; the first worker to connect creates the group", err)
 
 
 def instance_name() -> str:
@@ -122,16 +174,19 @@ async def run_scheduler(
     clock: Clock | None = None,
     handle_sighup: bool = True,
     http: socket.socket | None = None,
+    with_worker: bool = True,
 ) -> None:
-    """Run the scheduler of ``result``'s manifest on the embedded backends until ``stop``,
-    reloading the manifest when its file changes or on SIGHUP."""
+    """Run the scheduler of ``result``'s manifest until ``stop``, reloading the manifest
+    when its file changes or on SIGHUP; with ``with_worker``, a worker in-process too
+    (it joins the shared worker group when the bus is Redis)."""
     clock = clock or SystemClock()
     namespace = str(result.manifest.metrics.get("namespace", "cronwarden"))
     observe = Observers(clock, namespace, on_report)
     on_report = observe.report
     controls = Cached(SqlKillSwitch(store), SqlPauses(store), clock)
-    bus = LocalBus()
-    triggers = bus.subscribe(TRIGGER_TOPIC)  # before the first fire can publish
+    bus, _ = open_bus()
+    await _prepare_bus(bus)
+    triggers = bus.consume(TRIGGER_TOPIC, WORKER_GROUP, instance_name())  # before any fire
     dispatcher = Dispatcher(
         clock=clock,
         lock=MemoryLock(clock),
@@ -157,7 +212,7 @@ async def run_scheduler(
     notifications = Notifications(clock, store, AppriseNotifier(), lambda: runner.manifest)
     worker = Worker(clock, store, lambda: runner.manifest, artifacts, request=send_http,
                     notifications=notifications)  # fmt: skip
-    working = asyncio.ensure_future(worker.run(triggers, stop))
+    working = asyncio.ensure_future(worker.run(triggers, stop) if with_worker else stop.wait())
 
     async def force(task_id: str, actor: str, reason: str) -> dict[str, Any]:
         return (await runner.force(task_id, actor, reason)).to_dict()
@@ -176,9 +231,56 @@ async def run_scheduler(
         watcher.cancel()
         refresher.cancel()
         await working  # runs still going are stopped and recorded as cancelled
+        await triggers.aclose()
+        await _close_bus(bus)
         if server and served:
             server.should_exit = True
             await served
+
+
+async def run_worker(
+    manifest_path: Path, result: LoadResult, store: SqlStore, stop: asyncio.Event,
+    *, clock: Clock | None = None,
+) -> None:  # fmt: skip
+    """Only consume ``cron.trigger`` from the shared bus and run targets until ``stop``,
+    following the manifest file (an unreadable one keeps the last good one)."""
+    clock = clock or SystemClock()
+    bus, _ = open_bus()
+    manifest = ManifestFollower(manifest_path, result.manifest)
+    notifications = Notifications(clock, store, AppriseNotifier(), manifest.current)
+    worker = Worker(clock, store, manifest.current, artifacts_dir(manifest_path, result.manifest),
+                    request=send_http, notifications=notifications)  # fmt: skip
+    triggers = bus.consume(TRIGGER_TOPIC, WORKER_GROUP, instance_name())
+    following = asyncio.ensure_future(manifest.follow(stop))
+    try:
+        await worker.run(triggers, stop)
+    finally:
+        following.cancel()
+        await triggers.aclose()
+        await _close_bus(bus)
+
+
+class ManifestFollower:
+    """The manifest a worker runs with: reread whenever its file changes; a file that
+    cannot be read is logged and the last good manifest kept."""
+
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        self._path, self._manifest = path, manifest
+
+    def current(self) -> Manifest:
+        return self._manifest
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        async for _ in file_changes(self._path, stop):
+            try:
+                result = await asyncio.to_thread(load_manifest, self._path)
+            except ManifestError as err:
+                LOGGER.warning("manifest reload failed, the last good one stays: %s", err,
+                               extra={"reason_code": str(err.code)})  # fmt: skip
+                continue
+            self._manifest = result.manifest
+            LOGGER.info("manifest reloaded: %d task(s), %d target(s)", len(result.manifest.tasks),
+                        len(result.manifest.targets))  # fmt: skip
 
 
 class Observers:
@@ -255,13 +357,20 @@ class Reloader:
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Reload whenever the manifest file is written (editors that replace it included)."""
-        name = self._path.name
-        async for _ in awatch(
-            self._path.resolve().parent,
-            watch_filter=lambda _change, changed: Path(changed).name == name,
-            stop_event=stop,
-        ):
+        async for _ in file_changes(self._path, stop):
             await self.reload("file watch")
+
+
+async def file_changes(path: Path, stop: asyncio.Event) -> AsyncIterator[None]:
+    """Once per batch of writes to ``path`` (editors that replace the file included),
+    until ``stop``."""
+    name, folder = path.name, await asyncio.to_thread(lambda: path.resolve().parent)
+    async for _ in awatch(
+        folder,
+        watch_filter=lambda _change, changed: Path(changed).name == name,
+        stop_event=stop,
+    ):
+        yield None
 
 
 def _ms(clock: Clock) -> int:

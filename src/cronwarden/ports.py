@@ -6,7 +6,7 @@ instances; adapters (``cronwarden.adapters``) do not repeat it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -79,6 +79,38 @@ class Bus(Protocol):
         """Every message published on ``topic`` after this call, in order, until the
         iterator is closed."""
         ...
+
+    def consume(self, topic: str, group: str, consumer: str) -> AsyncGenerator[Delivery, None]:
+        """The messages of ``topic`` shared among the consumers of ``group``: each
+        message is delivered to one of them, from the group's creation on.
+
+        A delivery not acknowledged (:attr:`Delivery.ack`) stays the consumer's while
+        the consumer lives. When its consumer stops (a crash, a kill), the message is
+        delivered again to another consumer of the group, with ``deliveries`` counting
+        up; a message delivered too many times is set aside (dead-lettered) instead.
+        """
+        ...
+
+
+async def _nothing_to_ack() -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message taken from a topic by a consumer group; ack it once it is handled."""
+
+    payload: dict[str, Any]
+    message_id: str = ""
+    #: 1 the first time; more when reclaimed from a consumer that stopped.
+    deliveries: int = 1
+    ack: Callable[[], Awaitable[None]] = _nothing_to_ack
+    #: Give the message up unhandled: it is delivered again after the group's idle time.
+    nack: Callable[[], Awaitable[None]] = _nothing_to_ack
+
+    @property
+    def redelivered(self) -> bool:
+        return self.deliveries > 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,7 +222,9 @@ def test_the_worker_consumes_triggers_from_the_bus_until_stopped(tmp_path: Path)
         worker = Worker(FakeClock(), MemoryStore(), lambda: manifest, tmp_path,
                         execute=Scripted("succeeded"), on_run=seen.append)  # fmt: skip
         stop = asyncio.Event()
-        consuming = asyncio.ensure_future(worker.run(bus.subscribe(TRIGGER_TOPIC), stop))
+        consuming = asyncio.ensure_future(
+            worker.run(bus.consume(TRIGGER_TOPIC, "workers", "w1"), stop)
+        )
         await bus.publish(TRIGGER_TOPIC, _trigger())
         for _ in range(500):  # the run's record is written from a thread: real time passes
             if seen:

@@ -12,6 +12,7 @@ from typing import Any
 from cronwarden.adapters.memory import MemoryStore
 from cronwarden.manifest import validate_document
 from cronwarden.manifest.model import ArtifactRetention
+from cronwarden.ports import Delivery
 from cronwarden.services.worker import Worker
 from cronwarden.testing import FakeClock
 from cronwarden.workers.artifacts import prune
@@ -93,9 +94,9 @@ def test_a_worker_starting_sweeps_every_task_folder(tmp_path: Path) -> None:
     old = _folders(tmp_path / "removed_task", 9, 1)
     worker = Worker(FakeClock(NOW), MemoryStore(), lambda: manifest, tmp_path)
 
-    async def nothing() -> AsyncIterator[dict[str, Any]]:
+    async def nothing() -> AsyncIterator[Delivery]:
         await asyncio.Event().wait()
-        yield {}
+        yield Delivery({})
 
     async def start_and_stop() -> None:
         stop = asyncio.Event()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from cronwarden.errors import BackendUnavailable
-from cronwarden.ports import Clock, DispatchRow, KillSwitchState, Outcome, RunRecord
+from cronwarden.ports import Clock, Delivery, DispatchRow, KillSwitchState, Outcome, RunRecord
 
 
 class MemoryLock:
@@ -58,6 +58,7 @@ class LocalBus:
         self.down = False
         self._keep = keep
         self._subscribers: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
+        self._groups: dict[tuple[str, str], asyncio.Queue[dict[str, Any]]] = {}
 
     async def publish(self, topic: str, payload: Mapping[str, Any]) -> None:
         if self.down:
@@ -84,6 +85,20 @@ class LocalBus:
                 yield await queue.get()
         finally:
             self._subscribers[topic].remove(queue)
+
+    def consume(self, topic: str, group: str, consumer: str) -> AsyncGenerator[Delivery, None]:
+        """The group's share of ``topic`` from its first consumer on; one process has
+        no consumer that could stop without the group, so nothing is redelivered."""
+        key = (topic, group)
+        if key not in self._groups:
+            self._groups[key] = asyncio.Queue(maxsize=self._keep)
+            self._subscribers.setdefault(topic, []).append(self._groups[key])
+        return self._take(self._groups[key])
+
+    @staticmethod
+    async def _take(queue: asyncio.Queue[dict[str, Any]]) -> AsyncGenerator[Delivery, None]:
+        while True:
+            yield Delivery(await queue.get())
 
 
 class MemoryKillSwitch:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 from cronwarden.errors import BackendUnavailable
-from cronwarden.ports import Bus
+from cronwarden.ports import Bus, Delivery
 
 #: Spec 000: a publish that takes longer has failed.
 PUBLISH_TIMEOUT_S = 2.0
@@ -35,3 +35,6 @@ class TimedBus:
 
     def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:
         return self._bus.subscribe(topic)
+
+    def consume(self, topic: str, group: str, consumer: str) -> AsyncGenerator[Delivery, None]:
+        return self._bus.consume(topic, group, consumer)

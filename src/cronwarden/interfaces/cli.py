@@ -40,10 +40,13 @@ from cronwarden.adapters.sql.store import SqlStore
 from cronwarden.adapters.system import SystemClock
 from cronwarden.app import (
     artifacts_dir,
+    backend_names,
     event_report,
     listen,
     open_store,
     run_scheduler,
+    run_worker,
+    shared_bus_url,
     state_dir,
 )
 from cronwarden.core.pipeline import explain, lock_key
@@ -245,8 +248,21 @@ def start(
     log_level: Annotated[
         str | None, typer.Option("--log-level", help="Default: the manifest's log_level.")
     ] = None,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker",
+            help="Only schedule; `cronwarden worker` processes run "
+            "the targets (needs CRONWARDEN_REDIS_URL).",
+        ),
+    ] = False,
 ) -> None:
-    """Run the scheduler: fire every task of the manifest, recording every outcome."""
+    """Run the scheduler: fire every task of the manifest, recording every outcome; and,
+    unless --no-worker, a worker that runs the targets."""
+    if no_worker and shared_bus_url() is None:
+        raise CronwardenError("--no-worker leaves the triggers to `cronwarden worker` "
+                              "processes, which need a shared bus: set CRONWARDEN_REDIS_URL",
+                              code="CRONWARDEN_NO_SHARED_BUS")  # fmt: skip
     if log_format not in ("text", "json"):
         raise CronwardenError(f"--log-format: {log_format!r} is not text or json",
                               code="CRONWARDEN_INVALID_OPTION")  # fmt: skip
@@ -269,8 +285,9 @@ def start(
         host, port = sock.getsockname()[:2]
         console.print(f"http: serving /metrics and /internal/health/cron-runner on {host}:{port}")
     try:
+        live = log_format == "text"
         asyncio.run(_run_until_stopped(manifest, result, store, console, run_for, sock,
-                                       live=log_format == "text"))  # fmt: skip
+                                       live=live, with_worker=not no_worker))  # fmt: skip
     finally:
         store.close()
 
@@ -284,18 +301,72 @@ async def _run_until_stopped(
     sock: socket.socket | None,
     *,
     live: bool,
+    with_worker: bool,
 ) -> None:
+    stop = _stop_event(run_for)
+    await run_scheduler(
+        manifest, result, store, stop,
+        on_report=lambda r: _show(r, console if live else None), http=sock,
+        with_worker=with_worker,
+    )  # fmt: skip
+    console.print("cronwarden: stopped")
+
+
+def _stop_event(run_for: float | None) -> asyncio.Event:
+    """Set by SIGINT, SIGTERM or, with ``run_for``, after that many seconds."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     if run_for is not None:
         loop.call_later(run_for, stop.set)
-    await run_scheduler(
-        manifest, result, store, stop,
-        on_report=lambda r: _show(r, console if live else None), http=sock,
-    )  # fmt: skip
-    console.print("cronwarden: stopped")
+    return stop
+
+
+@app.command("worker")
+def worker(
+    manifest: Annotated[
+        Path, typer.Option("--manifest", help="The manifest whose targets to run.")
+    ] = DEFAULT_MANIFEST,
+    run_for: Annotated[
+        float | None,
+        typer.Option(
+            "--for", min=0, help="Stop after this many seconds (default: run until stopped)."
+        ),
+    ] = None,
+    log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="Default: the manifest's log_level.")
+    ] = None,
+) -> None:
+    """Only run targets: consume cron.trigger from the shared bus (CRONWARDEN_REDIS_URL)
+    with the other workers of the deployment, each trigger on one of them."""
+    if log_format not in ("text", "json"):
+        raise CronwardenError(f"--log-format: {log_format!r} is not text or json",
+                              code="CRONWARDEN_INVALID_OPTION")  # fmt: skip
+    if shared_bus_url() is None:
+        raise CronwardenError("a worker consumes triggers from a shared bus: set "
+                              "CRONWARDEN_REDIS_URL (with the embedded default, `cronwarden "
+                              "start` runs the workers itself)",
+                              code="CRONWARDEN_NO_SHARED_BUS")  # fmt: skip
+    result = load_manifest(manifest)
+    _configure_logs(log_level or result.manifest.log_level, log_format == "json")
+    for problem in result.problems:
+        log_problem(problem.level, problem.code, problem.where, problem.message)
+    directory = state_dir(manifest, result.manifest)
+    store = open_store(directory)
+    names = backend_names(directory)
+    typer.echo(f"cronwarden {__version__} worker: targets of {manifest}; bus {names['bus']}; "
+               f"store {names['store']}; Ctrl-C stops", err=True)  # fmt: skip
+
+    async def work() -> None:
+        await run_worker(manifest, result, store, _stop_event(run_for))
+
+    try:
+        asyncio.run(work())
+    finally:
+        store.close()
+    typer.echo("cronwarden worker: stopped", err=True)
 
 
 def _configure_logs(level: str, json_lines: bool) -> None:
@@ -347,6 +418,7 @@ def status(
         },  # fmt: skip
         "last_24h": counts,
         "state_dir": str(directory),
+        "backends": backend_names(directory),
     }
     if as_json:
         typer.echo(json.dumps(report))
@@ -355,6 +427,8 @@ def status(
     typer.echo(f"scheduler:   {up}")
     typer.echo(f"kill switch: {_kill_switch_line(kill_switch).removeprefix('kill switch: ')}")
     typer.echo("last 24 h:   " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"))
+    names = backend_names(directory)
+    typer.echo("backends:    " + ", ".join(f"{part} {name}" for part, name in names.items()))
 
 
 def _daemon_health(http: str) -> dict[str, object] | None:

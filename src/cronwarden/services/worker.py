@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from cronwarden.manifest.model import Manifest, Overlap, TaskSpec
 from cronwarden.manifest.targets import CommandTarget, HttpTarget, PythonTarget, RunnableTarget
-from cronwarden.ports import Clock, RunRecord, Store
+from cronwarden.ports import Clock, Delivery, RunRecord, Store
 from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact_text
 from cronwarden.services.notifications import Notifications
@@ -96,9 +96,11 @@ class Worker:
         self._handling: set[asyncio.Task[list[RunRecord]]] = set()
         self._live_folders: set[str] = set()
 
-    async def run(self, triggers: AsyncIterator[dict[str, Any]], stop: asyncio.Event) -> None:
-        """Handle each trigger from ``triggers`` until ``stop``; then cancel what still
-        runs (each process group is stopped and its run recorded as cancelled)."""
+    async def run(self, triggers: AsyncIterator[Delivery], stop: asyncio.Event) -> None:
+        """Handle each trigger from ``triggers`` until ``stop``, acknowledging each once
+        its run records are stored; then cancel what still runs (each process group is
+        stopped and its run recorded as cancelled; those triggers stay unacknowledged, for
+        another worker to take)."""
         stopper = asyncio.ensure_future(stop.wait())
         for folder in await asyncio.to_thread(task_dirs, self._artifacts):
             await self.prune_artifacts(folder.name)
@@ -108,8 +110,9 @@ class Worker:
                 await asyncio.wait({next_trigger, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 if not next_trigger.done():
                     next_trigger.cancel()
+                    await asyncio.gather(next_trigger, return_exceptions=True)
                     break
-                handling = asyncio.ensure_future(self.handle(next_trigger.result()))
+                handling = asyncio.ensure_future(self._handle_and_ack(next_trigger.result()))
                 self._handling.add(handling)
                 handling.add_done_callback(self._handling.discard)
         finally:
@@ -117,6 +120,20 @@ class Worker:
             for handling in list(self._handling):
                 handling.cancel()
             await asyncio.gather(*self._handling, return_exceptions=True)
+
+    async def _handle_and_ack(self, delivery: Delivery) -> list[RunRecord]:
+        try:
+            records = await self.handle(delivery.payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bad trigger or a store error: logged; the worker goes on
+            task_id = str(delivery.payload.get("task_id", ""))
+            LOGGER.exception("trigger %s of %s could not be handled", delivery.message_id,
+                             task_id, extra={"task_id": task_id})  # fmt: skip
+            await delivery.nack()
+            return []
+        await delivery.ack()
+        return records
 
     async def handle(self, trigger: Mapping[str, Any]) -> list[RunRecord]:
         """Run one trigger's target per its task's overlap policy; the attempts' records

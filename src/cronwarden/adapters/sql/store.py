@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cronwarden.adapters.sql.schema import (
     SCHEMA_VERSION,
@@ -466,7 +467,20 @@ def _report_params(report: Mapping[str, Any], recorded_at_ms: int) -> dict[str, 
     }
 
 
-def _upgrade(engine: Engine) -> None:
+def _upgrade(engine: Engine, attempts: int = 5) -> None:
+    """:func:`_upgrade_once`, again when another process starting at the same moment
+    (a scheduler and its workers) was creating the same tables."""
+    for attempt in range(1, attempts + 1):
+        try:
+            _upgrade_once(engine)
+            return
+        except OperationalError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.1 * attempt)
+
+
+def _upgrade_once(engine: Engine) -> None:
     """Create the tables, bringing a database written by an earlier build up to date.
 
     Before version 2 a dispatch row had a ``published`` flag and no heartbeat: its rows
@@ -506,7 +520,7 @@ def _upgraded(row: dict[str, Any]) -> dict[str, Any]:
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=5000")  # first: switching to WAL may have to wait
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
