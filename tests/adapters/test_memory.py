@@ -41,6 +41,20 @@ def test_only_the_holder_renews_or_releases() -> None:
     asyncio.run(scenario())
 
 
+def test_lapsed_claims_do_not_accumulate_over_a_long_run() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        lock = MemoryLock(clock)
+        for minute in range(200):  # 200 minutes of 500 fires a minute: 100,000 keys
+            keys = [f"cw:fire:task{n}:{minute}" for n in range(500)]
+            assert await lock.claim_many(keys, "me", 5_000) == [True] * 500
+            clock.advance(60)
+        assert len(lock) <= 2_048  # not 100,000
+        assert await lock.claim("cw:fire:task0:199", "other", 5_000)  # lapsed long ago
+
+    asyncio.run(scenario())
+
+
 def test_the_bus_keeps_order_and_refuses_when_down() -> None:
     async def scenario() -> None:
         bus = LocalBus()

@@ -14,11 +14,28 @@ from cronwarden.ports import Clock, Delivery, DispatchRow, KillSwitchState, Outc
 
 
 class MemoryLock:
-    """Claims in a dict, timed by a :class:`~cronwarden.ports.Clock`'s monotonic time."""
+    """Claims in a dict, timed by a :class:`~cronwarden.ports.Clock`'s monotonic time.
+
+    Every fire claims a key of its own, never asked for again once it lapses: lapsed
+    claims are swept out whenever the dict has doubled since the last sweep, so a
+    daemon's memory stays flat however long it runs (amortized O(1) per claim).
+    """
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._claims: dict[str, tuple[str, float]] = {}  # key -> (owner, expires at)
+        self._sweep_at = 1_024
+
+    def __len__(self) -> int:
+        """Claims held (lapsed ones not yet swept included)."""
+        return len(self._claims)
+
+    def _sweep(self) -> None:
+        if len(self._claims) < self._sweep_at:
+            return
+        now = self._clock.monotonic()
+        self._claims = {key: claim for key, claim in self._claims.items() if claim[1] > now}
+        self._sweep_at = max(1_024, 2 * len(self._claims))
 
     def _holder(self, key: str) -> str | None:
         claim = self._claims.get(key)
@@ -31,6 +48,7 @@ class MemoryLock:
         if self._holder(key) is not None:
             return False
         self._claims[key] = (owner, self._clock.monotonic() + ttl_ms / 1000)
+        self._sweep()
         return True
 
     async def claim_many(self, keys: Sequence[str], owner: str, ttl_ms: int) -> list[bool]:

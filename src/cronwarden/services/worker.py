@@ -37,6 +37,8 @@ from cronwarden.workers.command import CommandResult, run_command
 from cronwarden.workers.python import run_inline
 
 LOGGER = logging.getLogger("cronwarden.worker")
+#: Seconds between two artifact-retention passes over one task's folder.
+PRUNE_EVERY_S = 60.0
 
 
 class Execute(Protocol):
@@ -95,6 +97,7 @@ class Worker:
         self._waiting: set[tuple[str, str]] = set()
         self._handling: set[asyncio.Task[list[RunRecord]]] = set()
         self._live_folders: set[str] = set()
+        self._pruned_at: dict[str, float] = {}
 
     async def run(self, triggers: AsyncIterator[Delivery], stop: asyncio.Event) -> None:
         """Handle each trigger from ``triggers`` until ``stop``, acknowledging each once
@@ -170,9 +173,20 @@ class Worker:
                 del self._running[key]
         if self._notifications is not None:
             await self._notifications.after(task, records)
-        if records:
+        if records and self._prune_due(task.task_id):
             await self.prune_artifacts(task.task_id)
         return records
+
+    def _prune_due(self, task_id: str) -> bool:
+        """Retention runs after a task's run at most once a minute: listing a folder of
+        a thousand runs after every run of an every-second task would cost more than
+        the run."""
+        now = self._clock.monotonic()
+        last = self._pruned_at.get(task_id)
+        if last is not None and now - last < PRUNE_EVERY_S:
+            return False
+        self._pruned_at[task_id] = now
+        return True
 
     async def prune_artifacts(self, task_id: str) -> None:
         """Apply the task's artifact retention to its folder; the task's latest
