@@ -15,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from redis.asyncio import Redis
 from watchfiles import awatch
 
 from cronwarden.adapters.memory import LocalBus, MemoryLock
 from cronwarden.adapters.notify import AppriseNotifier
 from cronwarden.adapters.redis_bus import DEFAULT_PREFIX, RedisStreamBus, StreamSettings
+from cronwarden.adapters.redis_client import connect as connect_redis
 from cronwarden.adapters.sql.controls import Cached, SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.adapters.system import SystemClock
-from cronwarden.adapters.timed import PUBLISH_TIMEOUT_S
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.errors import CronwardenError, ManifestError
 from cronwarden.interfaces.api.app import create_app
@@ -83,7 +82,7 @@ def open_bus() -> tuple[Bus, str]:
     url = shared_bus_url()
     if url is None:
         return LocalBus(), "in-process"
-    client = Redis.from_url(url, socket_timeout=PUBLISH_TIMEOUT_S, socket_connect_timeout=2)
+    client = connect_redis(url)
     prefix = os.environ.get(REDIS_PREFIX_ENV, DEFAULT_PREFIX)
     return RedisStreamBus(client, StreamSettings(prefix=prefix)), f"redis streams {redact_url(url)}"
 

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from cronwarden.adapters.memory import LocalBus
 from cronwarden.adapters.redis_bus import RedisStreamBus, StreamSettings
+from cronwarden.adapters.redis_client import connect
 from cronwarden.errors import BackendUnavailable
 from cronwarden.ports import Bus, Delivery
 
@@ -218,7 +219,7 @@ def test_streams_stay_bounded(redis_bus: RedisBuses) -> None:
 
 def test_a_redis_that_does_not_answer_is_backend_unavailable() -> None:
     async def scenario() -> None:
-        client = Redis(host="127.0.0.1", port=9, socket_timeout=1, socket_connect_timeout=1)
+        client = connect("redis://127.0.0.1:9/0")  # nothing listens there
         bus = RedisStreamBus(client)
         with pytest.raises(BackendUnavailable, match="Redis refused a publish"):
             await bus.publish("cron.trigger", {"n": 1})
