@@ -21,13 +21,17 @@ class MemoryLock:
     daemon's memory stays flat however long it runs (amortized O(1) per claim).
     """
 
+    mode = "local"
+
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._claims: dict[str, tuple[str, float]] = {}  # key -> (owner, expires at)
         self._sweep_at = 1_024
 
-    def __len__(self) -> int:
-        """Claims held (lapsed ones not yet swept included)."""
+    @property
+    def held(self) -> int:
+        """Claims held (lapsed ones not yet swept included). Not ``__len__``: an empty
+        lock must stay truthy."""
         return len(self._claims)
 
     def _sweep(self) -> None:

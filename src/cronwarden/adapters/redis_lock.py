@@ -36,6 +36,8 @@ return 0
 class RedisLock:
     """Claims shared by every instance on one Redis."""
 
+    mode = "redis"
+
     def __init__(self, client: Redis) -> None:
         self.client = client
         self._token = secrets.token_hex(8)

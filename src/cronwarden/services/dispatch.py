@@ -84,7 +84,6 @@ class Dispatcher:
     claim_ttl_ms: int = 5_000  # spec 000
     publish_attempts: int = 3
     retry_delay_s: float = 0.2
-    lock_mode: str = "local"
     #: Whether an owner (another instance) is known to be gone, so that its open rows
     #: need not wait out the orphan delay; by default nothing is known.
     owner_gone: Callable[[str], bool] = field(default=lambda owner: False)
@@ -246,6 +245,11 @@ class Dispatcher:
                 LOGGER.warning("%d reports not published on %s: %s", unsent, REPORTS_TOPIC, err,
                                extra={"error": f"{err.code}: {err}"})  # fmt: skip
                 return
+
+    @property
+    def lock_mode(self) -> str:
+        """Where this instance's claims are held now (``redis`` or ``local``)."""
+        return self.lock.mode
 
     # -- steps ----------------------------------------------------------------------
 
