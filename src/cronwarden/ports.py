@@ -178,6 +178,9 @@ class RunRecord:
     error: str = ""
     output_tail: str = ""
     artifact_dir: str = ""
+    #: How many times the trigger had been delivered when this attempt began: above 1,
+    #: the trigger was taken over from a worker that stopped (a redelivery).
+    deliveries: int = 1
 
     @property
     def duration_ms(self) -> int | None:
@@ -243,6 +246,10 @@ class Store(Protocol):
 
     async def finish_run(self, run: RunRecord) -> None:
         """Record how the run ``run.run_id`` ended."""
+        ...
+
+    async def fire_runs(self, task_id: str, scheduled_at_ms: int, target: str) -> list[RunRecord]:
+        """Every attempt recorded for one target of one fire, by attempt number."""
         ...
 
     async def runs(

@@ -114,6 +114,8 @@ class ReasonCode(StrEnum):
     CRON_RUNNER_TARGET_INVALID = "CRON_RUNNER_TARGET_INVALID"
     CRON_RUNNER_OVERLAP_SKIP = "CRON_RUNNER_OVERLAP_SKIP"
     CRON_RUNNER_RUN_FAILED = "CRON_RUNNER_RUN_FAILED"
+    CRON_RUNNER_RUN_REPLACED = "CRON_RUNNER_RUN_REPLACED"
+    CRON_RUNNER_RUN_ABANDONED = "CRON_RUNNER_RUN_ABANDONED"
     CRON_RUNNER_NOTIFICATION_SENT = "CRON_RUNNER_NOTIFICATION_SENT"
     CRON_RUNNER_NOTIFICATION_FAILED = "CRON_RUNNER_NOTIFICATION_FAILED"
 
@@ -602,6 +604,32 @@ _TABLE: tuple[Reason, ...] = (
         spec=_OURS,
         section="ARCHITECTURE §2 workers",
         alert=AlertLevel.WARN,
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_RUN_REPLACED,
+        severity=Severity.INFO,
+        meaning=(
+            "A newer trigger of the same task and target arrived while this run was going, "
+            "and the task's overlap policy is replace: this run was stopped."
+        ),
+        action="Record the run as cancelled; the newer trigger runs.",
+        user_message="",
+        spec=_OURS,
+        section="ARCHITECTURE §2 workers",
+    ),
+    Reason(
+        code=ReasonCode.CRON_RUNNER_RUN_ABANDONED,
+        severity=Severity.WARN,
+        meaning=(
+            "The worker running this attempt stopped before it finished: it was shut "
+            "down, killed or crashed. On a shared bus the trigger is delivered again and "
+            "the run goes on from the next attempt; an abandoned attempt does not count "
+            "against the retry policy."
+        ),
+        action="Record the attempt as cancelled; the redelivered trigger resumes the run.",
+        user_message="",
+        spec=_OURS,
+        section="ARCHITECTURE §2 workers",
     ),
     Reason(
         code=ReasonCode.CRON_RUNNER_NOTIFICATION_SENT,

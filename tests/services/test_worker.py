@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 from cronwarden.adapters.memory import LocalBus, MemoryStore
 from cronwarden.manifest import validate_document
 from cronwarden.manifest.model import Manifest
-from cronwarden.ports import RunRecord
+from cronwarden.ports import Delivery, RunRecord
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.dispatch import TRIGGER_TOPIC
 from cronwarden.services.worker import Worker
@@ -197,12 +197,125 @@ def test_overlap_replace_cancels_the_running_one(tmp_path: Path) -> None:
         for _ in range(10):
             await asyncio.sleep(0)
         gate.set()
-        await asyncio.gather(first, return_exceptions=True)
+        (replaced,) = await first  # it ends, with its record: its trigger is done
+        assert (replaced.status, replaced.reason_code) == (
+            "cancelled", ReasonCode.CRON_RUNNER_RUN_REPLACED)  # fmt: skip
         return await second
 
     (replacement,) = asyncio.run(scenario())
     assert replacement.status == "succeeded"
     assert [r.status for r in asyncio.run(store.runs())] == ["succeeded", "cancelled"]
+
+
+class Deliveries:
+    """Triggers delivered to a worker as a bus would, noting each ack and nack."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        self.acked: list[str] = []
+        self.nacked: list[str] = []
+
+    def put(self, trigger: dict[str, Any], message_id: str) -> None:
+        async def ack() -> None:
+            self.acked.append(message_id)
+
+        async def nack() -> None:
+            self.nacked.append(message_id)
+
+        self.queue.put_nowait(Delivery(trigger, message_id, 1, ack, nack))
+
+    async def __aiter__(self) -> AsyncIterator[Delivery]:
+        while True:
+            yield await self.queue.get()
+
+
+def test_a_replaced_trigger_is_acknowledged_and_a_stop_leaves_the_running_one_unacked(
+    tmp_path: Path,
+) -> None:
+    manifest = _manifest({"type": "command", "command": ["x"]}, overlap="replace")
+    store = MemoryStore()
+
+    async def scenario() -> Deliveries:
+        deliveries, gate = Deliveries(), asyncio.Event()
+        execute = Scripted("succeeded", "succeeded", gate=gate)
+        worker = Worker(FakeClock(), store, lambda: manifest, tmp_path, execute=execute)
+        stop = asyncio.Event()
+        consuming = asyncio.ensure_future(worker.run(aiter(deliveries), stop))
+        deliveries.put(_trigger(), "1-0")
+        await execute.started.wait()
+        execute.started.clear()
+        deliveries.put(_trigger(AT_MS + 1000), "2-0")  # replaces the first
+        await execute.started.wait()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        stop.set()  # the worker stops while the second runs
+        await asyncio.wait_for(consuming, timeout=5)
+        return deliveries
+
+    deliveries = asyncio.run(scenario())
+    assert deliveries.acked == ["1-0"] and deliveries.nacked == []  # 2-0: delivered again
+    records = sorted(asyncio.run(store.runs()), key=lambda r: r.scheduled_at_ms)
+    assert [(r.status, r.reason_code) for r in records] == [
+        ("cancelled", ReasonCode.CRON_RUNNER_RUN_REPLACED),
+        ("cancelled", ReasonCode.CRON_RUNNER_RUN_ABANDONED)]  # fmt: skip
+
+
+def _prior(store: MemoryStore, *attempts: tuple[str, int | None]) -> None:
+    """Attempts of the fire at AT_MS as a worker that then stopped left them."""
+    for number, (status, code) in enumerate(attempts, start=1):
+        record = RunRecord(run_id=f"run_{number:012x}", task_id="scan", target="job",
+                           trace_id="tr_1", scheduled_at_ms=AT_MS, attempt=number,
+                           status=status, started_at_ms=AT_MS, exit_code=code)  # fmt: skip
+        asyncio.run(store.begin_run(record))
+
+
+def _redelivered(target: dict[str, Any], store: MemoryStore, tmp_path: Path,
+                 *statuses: str) -> tuple[list[RunRecord], SelfAdvancingClock]:  # fmt: skip
+    manifest = _manifest(target)
+    clock = SelfAdvancingClock()
+    worker = Worker(clock, store, lambda: manifest, tmp_path, execute=Scripted(*statuses))
+    return asyncio.run(worker.handle(_trigger(), deliveries=2)), clock
+
+
+def test_a_trigger_taken_from_a_dead_worker_resumes_where_the_run_stopped(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    _prior(store, ("running", None))  # killed in the middle of its only attempt
+    (resumed,), clock = _redelivered({"type": "command", "command": ["x"]}, store, tmp_path,
+                                     "succeeded")  # fmt: skip
+    assert (resumed.attempt, resumed.status, resumed.deliveries) == (2, "succeeded", 2)
+    assert clock.slept == []  # an abandoned attempt is not a failure: no retry delay
+    first = asyncio.run(store.fire_runs("scan", AT_MS, "job"))[0]
+    assert (first.status, first.reason_code) == ("cancelled",
+                                                 ReasonCode.CRON_RUNNER_RUN_ABANDONED)  # fmt: skip
+
+
+def test_a_worker_killed_between_retries_is_followed_by_the_next_attempt(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    _prior(store, ("failed", 1))
+    retry = {"max_attempts": 3, "delay_seconds": 10}
+    runs, clock = _redelivered({"type": "command", "command": ["x"], "retry": retry}, store,
+                               tmp_path, "failed", "succeeded")  # fmt: skip
+    assert [(r.attempt, r.status) for r in runs] == [(2, "failed"), (3, "succeeded")]
+    assert clock.slept == [10, 20]  # the backoff goes on where it was
+
+
+@pytest.mark.parametrize(("prior", "target"), [
+    (("succeeded", 0), {"type": "command", "command": ["x"]}),
+    (("failed", 1), {"type": "command", "command": ["x"]}),  # its only attempt was spent
+    (("failed", 404), {"type": "http", "url": "http://127.0.0.1:9/x",
+                       "retry": {"max_attempts": 3}}),  # final: a 4xx
+])  # fmt: skip
+def test_a_trigger_whose_run_had_ended_runs_nothing_again(
+    prior: tuple[str, int], target: dict[str, Any], tmp_path: Path
+) -> None:
+    store = MemoryStore()
+    _prior(store, prior)
+    runs, _ = _redelivered(target, store, tmp_path)
+    assert runs == []
 
 
 def test_overlap_queue_one_waits_and_skips_a_third(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ def test_a_worker_starting_sweeps_every_task_folder(tmp_path: Path) -> None:
 
     async def start_and_stop() -> None:
         stop = asyncio.Event()
-        stop.set()
+        asyncio.get_running_loop().call_later(0.5, stop.set)  # the sweep runs meanwhile
         await worker.run(nothing(), stop)
 
     asyncio.run(start_and_stop())

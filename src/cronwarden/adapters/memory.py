@@ -207,6 +207,12 @@ class MemoryStore:
     async def finish_run(self, run: RunRecord) -> None:
         self._runs[run.run_id] = run
 
+    async def fire_runs(self, task_id: str, scheduled_at_ms: int, target: str) -> list[RunRecord]:
+        found = [run for run in self._runs.values()
+                 if (run.task_id, run.scheduled_at_ms, run.target)
+                 == (task_id, scheduled_at_ms, target)]  # fmt: skip
+        return sorted(found, key=lambda run: run.attempt)
+
     async def runs(
         self, task_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[RunRecord]:

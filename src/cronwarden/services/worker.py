@@ -21,7 +21,7 @@ import random
 import secrets
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +34,7 @@ from cronwarden.redact import redact_text
 from cronwarden.services.notifications import Notifications
 from cronwarden.workers.artifacts import prune, task_dirs
 from cronwarden.workers.command import CommandResult, run_command
+from cronwarden.workers.http import retriable_status
 from cronwarden.workers.python import run_inline
 
 LOGGER = logging.getLogger("cronwarden.worker")
@@ -93,7 +94,7 @@ class Worker:
         self._on_run, self._on_start = on_run, on_start
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(manifest().max_concurrent_runs)
-        self._running: dict[tuple[str, str], asyncio.Task[list[RunRecord]]] = {}
+        self._running: dict[tuple[str, str], _Run] = {}
         self._waiting: set[tuple[str, str]] = set()
         self._handling: set[asyncio.Task[list[RunRecord]]] = set()
         self._live_folders: set[str] = set()
@@ -105,8 +106,7 @@ class Worker:
         stopped and its run recorded as cancelled; those triggers stay unacknowledged, for
         another worker to take)."""
         stopper = asyncio.ensure_future(stop.wait())
-        for folder in await asyncio.to_thread(task_dirs, self._artifacts):
-            await self.prune_artifacts(folder.name)
+        sweeping = asyncio.ensure_future(self._sweep_artifacts())  # never delays a trigger
         try:
             while not stop.is_set():
                 next_trigger = asyncio.ensure_future(anext(triggers))
@@ -120,13 +120,20 @@ class Worker:
                 handling.add_done_callback(self._handling.discard)
         finally:
             stopper.cancel()
+            sweeping.cancel()
             for handling in list(self._handling):
                 handling.cancel()
             await asyncio.gather(*self._handling, return_exceptions=True)
 
+    async def _sweep_artifacts(self) -> None:
+        for folder in await asyncio.to_thread(task_dirs, self._artifacts):
+            await self.prune_artifacts(folder.name)
+
     async def _handle_and_ack(self, delivery: Delivery) -> list[RunRecord]:
+        """Handle one delivery and acknowledge it; a delivery whose run the worker's own
+        stop interrupted stays unacknowledged, to be delivered again."""
         try:
-            records = await self.handle(delivery.payload)
+            records = await self.handle(delivery.payload, deliveries=delivery.deliveries)
         except asyncio.CancelledError:
             raise
         except Exception:  # a bad trigger or a store error: logged; the worker goes on
@@ -138,9 +145,14 @@ class Worker:
         await delivery.ack()
         return records
 
-    async def handle(self, trigger: Mapping[str, Any]) -> list[RunRecord]:
+    async def handle(self, trigger: Mapping[str, Any], *, deliveries: int = 1) -> list[RunRecord]:
         """Run one trigger's target per its task's overlap policy; the attempts' records
-        (none for a bus-only target or a duplicate trigger)."""
+        (none for a bus-only target or a duplicate trigger).
+
+        A trigger delivered again (``deliveries`` > 1: its worker stopped) resumes the
+        run from what the store holds: an attempt left running is recorded abandoned,
+        and the next attempt runs unless the run had already ended.
+        """
         manifest = self._manifest()
         target_name = str(trigger["target"])
         target = manifest.target(target_name)
@@ -148,29 +160,37 @@ class Worker:
             return []  # bus only: an outside consumer acts on the trigger
         task = _task_or_default(manifest, str(trigger["task_id"]))
         key = (task.task_id, target_name)
-        running = self._running.get(key)
-        if running is not None and not running.done():
+        current = self._running.get(key)
+        if current is not None and not current.attempts.done():
             if task.overlap is Overlap.FORBID or (
                 task.overlap is Overlap.QUEUE_ONE and key in self._waiting
             ):
                 return [await self._skipped(task, target_name, trigger)]
             if task.overlap is Overlap.REPLACE:
-                running.cancel()
-                await asyncio.gather(running, return_exceptions=True)
+                current.replaced = True
+                current.attempts.cancel()
+                await asyncio.gather(current.attempts, return_exceptions=True)
             elif task.overlap is Overlap.QUEUE_ONE:
                 self._waiting.add(key)
                 try:
-                    await asyncio.gather(running, return_exceptions=True)
+                    await asyncio.gather(current.attempts, return_exceptions=True)
                 finally:
                     self._waiting.discard(key)
-        attempts = asyncio.ensure_future(self._attempts(task, target_name, target, trigger))
+        run = _Run()
+        run.attempts = asyncio.ensure_future(
+            self._attempts(task, target_name, target, trigger, run, deliveries)
+        )
         if task.overlap is not Overlap.ALLOW:
-            self._running[key] = attempts
+            self._running[key] = run
         try:
-            records = await attempts
+            await run.attempts
+        except asyncio.CancelledError:
+            if not run.replaced:
+                raise  # the worker stops: this trigger is left to be delivered again
         finally:
-            if self._running.get(key) is attempts:
+            if self._running.get(key) is run:
                 del self._running[key]
+        records = run.records
         if self._notifications is not None:
             await self._notifications.after(task, records)
         if records and self._prune_due(task.task_id):
@@ -195,7 +215,8 @@ class Worker:
         rule = manifest.retention_of(_task_or_default(manifest, task_id))
         try:
             latest = await self._store.runs(task_id, status="succeeded", limit=1)
-            keep = self._live_folders | {run.artifact_dir for run in latest}
+            going = await self._store.runs(task_id, status="running", limit=10_000)
+            keep = self._live_folders | {run.artifact_dir for run in (*latest, *going)}
             await asyncio.to_thread(prune, self._artifacts / task_id, rule, self._clock.now(),
                                     keep)  # fmt: skip
         except Exception:  # retention must never stop a worker
@@ -203,21 +224,61 @@ class Worker:
                              extra={"task_id": task_id})  # fmt: skip
 
     async def _attempts(
-        self, task: TaskSpec, name: str, target: RunnableTarget, trigger: Mapping[str, Any]
-    ) -> list[RunRecord]:
-        records: list[RunRecord] = []
-        for attempt in range(1, target.retry.max_attempts + 1):
-            if attempt > 1:
-                await self._clock.sleep(target.retry.delay_before(attempt, self._rng))
+        self, task: TaskSpec, name: str, target: RunnableTarget, trigger: Mapping[str, Any],
+        run: _Run, deliveries: int,
+    ) -> None:  # fmt: skip
+        first, abandoned, wait = 1, 0, False
+        if deliveries > 1:
+            resumed = await self._resume(task, name, target, trigger)
+            if resumed is None:
+                return  # the run had ended before its worker stopped: nothing is left
+            first, abandoned, wait = resumed
+        for attempt in range(first, target.retry.max_attempts + abandoned + 1):
+            counted = attempt - abandoned  # abandoned attempts do not count
+            if attempt > first or wait:
+                await self._clock.sleep(target.retry.delay_before(counted, self._rng))
             async with self._slots:
-                done = await self._attempt(task, name, target, trigger, attempt)
+                done = await self._attempt(task, name, target, trigger, attempt, run, deliveries)
             if done is None:
-                break  # this attempt of this fire was run already: a duplicate trigger
+                return  # this attempt of this fire was run already: a duplicate trigger
             record, retriable = done
-            records.append(record)
             if record.status == "succeeded" or not retriable:
-                break
-        return records
+                return
+
+    async def _resume(
+        self, task: TaskSpec, name: str, target: RunnableTarget, trigger: Mapping[str, Any]
+    ) -> tuple[int, int, bool] | None:
+        """Where a redelivered trigger's run goes on: (next attempt, attempts abandoned,
+        whether to wait the retry delay first); ``None`` when the run had ended."""
+        prior = await self._store.fire_runs(task.task_id, int(trigger["scheduled_at"]), name)
+        if not prior:
+            return 1, 0, False
+        ended = []
+        for record in prior:
+            if record.status == "running":  # its worker stopped in the middle of it
+                record = replace(
+                    record, status="cancelled", finished_at_ms=_ms(self._clock.now()),
+                    reason_code=str(ReasonCode.CRON_RUNNER_RUN_ABANDONED),
+                    error="the worker running this attempt stopped before it finished",
+                )  # fmt: skip
+                await self._store.finish_run(record)
+                self._on_run(record)
+            ended.append(record)
+        abandoned = sum(r.reason_code == ReasonCode.CRON_RUNNER_RUN_ABANDONED for r in ended)
+        last = ended[-1]
+        was_abandoned = last.reason_code == ReasonCode.CRON_RUNNER_RUN_ABANDONED
+        if last.status in ("succeeded", "skipped") or (
+            not was_abandoned and (last.status == "cancelled" or not _retriable(target, last))
+        ):
+            return None
+        following = last.attempt + 1
+        if following - abandoned > target.retry.max_attempts:
+            return None
+        trace_id = str(trigger.get("trace_id", ""))
+        LOGGER.warning("%s %s: trigger delivered again; resuming at attempt %d", task.task_id,
+                       name, following,
+                       extra={"task_id": task.task_id, "trace_id": trace_id})  # fmt: skip
+        return following, abandoned, not was_abandoned
 
     async def _attempt(
         self,
@@ -226,28 +287,35 @@ class Worker:
         target: RunnableTarget,
         trigger: Mapping[str, Any],
         attempt: int,
+        run: _Run,
+        deliveries: int,
     ) -> tuple[RunRecord, bool] | None:
         run_id = new_run_id()
         started = self._clock.now()
         folder = self._artifacts / task.task_id / f"{started:%Y%m%dT%H%M%S}Z_{run_id}"
-        run = RunRecord(
+        record = RunRecord(
             run_id=run_id, task_id=task.task_id, target=name,
             trace_id=str(trigger.get("trace_id", "")),
             scheduled_at_ms=int(trigger["scheduled_at"]), attempt=attempt, status="running",
-            started_at_ms=_ms(started), artifact_dir=str(folder),
+            started_at_ms=_ms(started), artifact_dir=str(folder), deliveries=deliveries,
         )  # fmt: skip
-        if not await self._store.begin_run(run):
+        if not await self._store.begin_run(record):
             return None
-        self._on_start(run)
+        self._on_start(record)
         self._live_folders.add(str(folder))
         try:
-            env = await self._environment(task, target, run, target.retry.max_attempts)
+            env = await self._environment(task, target, record, target.retry.max_attempts)
             try:
-                result = await self._perform(target, run, env, folder)
+                result = await self._perform(target, record, env, folder)
             except asyncio.CancelledError:  # replaced by a newer run, or the worker stops
-                await self._finish(run, CommandResult("cancelled", None, 0, "", "", "cancelled"))
+                why = (ReasonCode.CRON_RUNNER_RUN_REPLACED if run.replaced
+                       else ReasonCode.CRON_RUNNER_RUN_ABANDONED)  # fmt: skip
+                cancelled = CommandResult("cancelled", None, 0, "", "", "cancelled")
+                run.records.append(await self._finish(record, cancelled, why))
                 raise
-            return await self._finish(run, result), result.retriable
+            done = await self._finish(record, result)
+            run.records.append(done)
+            return done, result.retriable
         finally:
             self._live_folders.discard(str(folder))
 
@@ -283,12 +351,15 @@ class Worker:
         }  # fmt: skip
         return await self._request(target, fields, env=env, out_dir=folder)
 
-    async def _finish(self, run: RunRecord, result: CommandResult) -> RunRecord:
+    async def _finish(
+        self, run: RunRecord, result: CommandResult, why: ReasonCode | None = None
+    ) -> RunRecord:
         failed = result.status != "succeeded"
+        reason = why or (ReasonCode.CRON_RUNNER_RUN_FAILED if failed else None)
         done = replace(
             run, status=result.status, finished_at_ms=_ms(self._clock.now()),
             exit_code=result.exit_code, error=redact_text(result.error),
-            reason_code=str(ReasonCode.CRON_RUNNER_RUN_FAILED) if failed else "",
+            reason_code=str(reason) if reason else "",
             output_tail=redact_text(
                 result.stderr_tail if failed and result.stderr_tail else result.stdout_tail),
         )  # fmt: skip
@@ -334,6 +405,24 @@ class Worker:
             "CRONWARDEN_PREVIOUS_ARTIFACT_DIR": previous[0].artifact_dir if previous else "",
             "CRONWARDEN_CONFIG": json.dumps(dict(task.config), default=str),
         }
+
+
+@dataclass
+class _Run:
+    """One trigger's attempts as they go: its records so far, kept when it is cancelled."""
+
+    records: list[RunRecord] = field(default_factory=list)
+    attempts: asyncio.Future[None] = field(init=False)
+    #: Cancelled by a newer trigger (overlap: replace), not by the worker stopping.
+    replaced: bool = False
+
+
+def _retriable(target: RunnableTarget, record: RunRecord) -> bool:
+    """Whether another attempt could help after ``record`` ended: a command or Python
+    target always; an HTTP target unless its answer was a final 4xx."""
+    if isinstance(target, HttpTarget):
+        return retriable_status(record.exit_code)
+    return True
 
 
 def _task_or_default(manifest: Manifest, task_id: str) -> TaskSpec:

@@ -25,7 +25,8 @@ def prune(
     task_dir: Path, rule: ArtifactRetention, now: datetime, keep: Collection[str] = ()
 ) -> list[Path]:
     """Remove the run folders of ``task_dir`` that ``rule`` no longer keeps, except
-    those named in ``keep`` (paths); the folders removed, oldest first."""
+    those in ``keep`` (paths: the latest good run, runs still going on any worker);
+    the folders removed, oldest first."""
     runs: list[tuple[datetime, Path]] = []
     try:
         entries = list(task_dir.iterdir())
@@ -40,11 +41,13 @@ def prune(
     doomed: list[Path] = []
     excess = len(runs) - rule.max_runs if rule.max_runs else 0
     oldest_kept = now - timedelta(days=rule.max_age_days) if rule.max_age_days else None
-    kept = {str(Path(path)) for path in keep}
+    # by name, which holds the run id: the same run seen through another mount or a
+    # relative state folder is still the same run
+    kept = {Path(path).name for path in keep}
     for index, (started, folder) in enumerate(runs):
         too_many = index < excess
         too_old = oldest_kept is not None and started < oldest_kept
-        if (too_many or too_old) and str(folder) not in kept:
+        if (too_many or too_old) and folder.name not in kept:
             doomed.append(folder)
     for folder in doomed:
         shutil.rmtree(folder, ignore_errors=True)

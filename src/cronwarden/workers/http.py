@@ -59,7 +59,13 @@ async def send(
     if (status in target.expect) if target.expect else 200 <= status < 300:
         return _result("succeeded", status, started, "", tail)
     return _result("failed", status, started, f"HTTP {status}", tail,
-                   retriable=status >= 500 or status in (408, 429))  # fmt: skip
+                   retriable=retriable_status(status))  # fmt: skip
+
+
+def retriable_status(status: int | None) -> bool:
+    """Whether another attempt could help after an answer with ``status`` (``None``: no
+    answer at all: refused, reset, timed out): a 5xx, a 408 or 429, or no answer."""
+    return status is None or status >= 500 or status in (408, 429)
 
 
 def _keep(out_dir: Path, content: bytes) -> None:

@@ -22,7 +22,7 @@ RowId = BigInteger().with_variant(Integer(), "sqlite")
 
 #: Bumped when a table changes shape; :func:`cronwarden.adapters.sql.store.SqlStore`
 #: upgrades an older database when it opens it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 dispatches = Table(
     "dispatches",
@@ -87,6 +87,7 @@ runs = Table(
     Column("error", Text, nullable=False),
     Column("output_tail", Text, nullable=False),
     Column("artifact_dir", Text, nullable=False),
+    Column("deliveries", Integer, nullable=False, server_default="1"),
     # the run key: a re-published trigger runs each attempt at most once
     UniqueConstraint("task_id", "scheduled_at_ms", "target", "attempt", name="uq_run_key"),
 )

@@ -229,6 +229,22 @@ class SqlStore:
         statement = update(runs).where(runs.c.run_id == run.run_id).values(**values)
         await self._run(lambda: self._execute(statement))
 
+    async def fire_runs(self, task_id: str, scheduled_at_ms: int, target: str) -> list[RunRecord]:
+        statement = (
+            select(runs)
+            .where(runs.c.task_id == task_id, runs.c.scheduled_at_ms == scheduled_at_ms,
+                   runs.c.target == target)
+            .order_by(runs.c.attempt)
+        )  # fmt: skip
+        fields = RunRecord.__slots__
+
+        def work() -> list[RunRecord]:
+            with self._engine.connect() as conn:
+                return [RunRecord(**{f: row._mapping[f] for f in fields})
+                        for row in conn.execute(statement)]  # fmt: skip
+
+        return await self._run(work)
+
     async def runs(
         self, task_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[RunRecord]:
@@ -497,6 +513,13 @@ def _upgrade_once(engine: Engine) -> None:
                 dispatches.create(conn)
                 if old:
                     conn.execute(insert(dispatches), [_upgraded(row) for row in old])
+    if "runs" in names:  # version 3: a run records the deliveries of its trigger
+        columns = {column["name"] for column in inspect(engine).get_columns("runs")}
+        if "deliveries" not in columns:
+            with engine.begin() as conn:
+                conn.execute(
+                    text("ALTER TABLE runs ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 1")
+                )
     metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(delete(meta).where(meta.c.key == "schema_version"))
