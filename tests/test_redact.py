@@ -17,6 +17,7 @@ from cronwarden.reasons import ReasonCode
 from cronwarden.redact import MASK, redact, redact_text, redact_url, remember
 from cronwarden.services.health import CronHealth
 from cronwarden.telemetry.logging import configure
+from cronwarden.workers.http import expand
 
 
 @pytest.mark.parametrize(("url", "shown"), [
@@ -28,6 +29,13 @@ from cronwarden.telemetry.logging import configure
     ("https://h/x?api_key=k&X-Amz-Signature=s", "https://h/x?api_key=***&X-Amz-Signature=***"),
     ("https://user@h/path", "https://user@h/path"),
     ("https://h/plain?page=2", "https://h/plain?page=2"),
+    ("https://h/cb?accessToken=abc&privateKey=k&monkey=m&page=2",
+     "https://h/cb?accessToken=***&privateKey=***&monkey=***&page=2"),
+    ("https://hooks.slack.com/services/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",
+     "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/***"),
+    ("https://discord.com/api/webhooks/123456789012345678/AbCdEf123-_xyzXYZ0987654321ab",
+     "https://discord.com/api/webhooks/123456789012345678/***"),
+    ("s3://bucket/reports/2026/pnl.csv", "s3://bucket/reports/2026/pnl.csv"),
     ("slack://T0AAA/B0BBB/XXXXXXXX", "slack://***"),
     ("tgram://123456:ABCdef/987", "tgram://***"),
 ])  # fmt: skip
@@ -70,9 +78,20 @@ def test_health_shows_a_failed_reload_without_its_credentials() -> None:
     assert health.reload_failed == "cannot open sqlite+x://***"
 
 
+def test_only_credentials_read_into_a_url_are_remembered() -> None:
+    env = {"API_HOST": "production.example", "API_TOKEN": "tk-8812-live", "ID": "abcdef12"}
+    url = expand("https://${API_HOST}/v1?token=${API_TOKEN}&id=${ID}", env, secret=False)
+    assert url == "https://production.example/v1?token=tk-8812-live&id=abcdef12"
+    assert redact_text("on production.example id abcdef12") == "on production.example id abcdef12"
+    assert redact_text("got tk-8812-live back") == "got *** back"
+    expand("Bearer ${ID}", env)  # a header's value is a secret whatever its name
+    assert redact_text("id abcdef12") == "id ***"
+
+
 @pytest.mark.parametrize("json_lines", [True, False])
 def test_every_log_line_is_masked(json_lines: bool) -> None:
     remember("Zq9-environment-secret")
+    remember('geheimnis-ä1"quoted')  # escaped in a JSON line: \u00e4, \"
     configure("INFO", json_lines)
     stream = io.StringIO()
     handler = logging.getLogger("cronwarden").handlers[0]
@@ -80,7 +99,9 @@ def test_every_log_line_is_masked(json_lines: bool) -> None:
     handler.setStream(stream)
     try:
         logging.getLogger("cronwarden.worker").warning(
-            "publish to %s failed with Zq9-environment-secret", "rediss://:pw1@cache:6380"
+            "publish to %s failed with Zq9-environment-secret (%s)",
+            "rediss://:pw1@cache:6380",
+            'geheimnis-ä1"quoted',
         )
     finally:
         root = logging.getLogger("cronwarden")
@@ -89,6 +110,7 @@ def test_every_log_line_is_masked(json_lines: bool) -> None:
         root.setLevel(logging.NOTSET)
     line = stream.getvalue()
     assert "pw1" not in line and "Zq9-environment-secret" not in line
+    assert "geheimnis" not in line
     assert "rediss://:***@cache:6380" in line
     if json_lines:
         assert json.loads(line)["level"] == "WARNING"

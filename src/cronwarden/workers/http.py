@@ -2,7 +2,8 @@
 attempt's folder, and a verdict that says whether another attempt could help.
 
 The URL and header values may name environment variables (``Bearer ${API_TOKEN}``,
-``?key=${API_KEY}``); they are read when the call is made and remembered as secrets
+``?key=${API_KEY}``); they are read when the call is made. A header's values, and a
+URL's whose names say they are credentials, are remembered as secrets
 (:func:`cronwarden.redact.remember`), so they appear nowhere else: not in the record,
 not in the logs, not in an error message.
 """
@@ -19,22 +20,27 @@ from typing import Any
 import httpx
 
 from cronwarden.manifest.targets import HttpTarget
-from cronwarden.redact import remember
+from cronwarden.redact import looks_secret, remember
 from cronwarden.workers.command import TAIL_BYTES, CommandResult
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def expand(value: str, env: Mapping[str, str]) -> str:
-    """``value`` with each ``${NAME}`` replaced by ``env[NAME]`` (empty when unset),
-    each value read remembered as a secret."""
+def expand(value: str, env: Mapping[str, str], *, secret: bool = True) -> str:
+    """``value`` with each ``${NAME}`` replaced by ``env[NAME]`` (empty when unset).
 
-    def secret(match: re.Match[str]) -> str:
-        found = env.get(match.group(1), "")
-        remember(found)
+    Each value read is remembered as a secret when ``secret`` (a header's), or when its
+    name says it is one (a URL's ``${API_TOKEN}``, not its ``${API_HOST}``).
+    """
+
+    def read(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = env.get(name, "")
+        if secret or looks_secret(name):
+            remember(found)
         return found
 
-    return _VARIABLE.sub(secret, value)
+    return _VARIABLE.sub(read, value)
 
 
 async def send(
@@ -47,7 +53,7 @@ async def send(
     try:
         async with httpx.AsyncClient(timeout=target.timeout_s) as client:
             payload = None if target.method == "GET" else body
-            response = await client.request(target.method, expand(target.url, env),
+            response = await client.request(target.method, expand(target.url, env, secret=False),
                                             headers=headers, json=payload)  # fmt: skip
     except httpx.TimeoutException:
         return _result("timed_out", None, started, f"no answer within {target.timeout_s:g} s")
