@@ -93,6 +93,13 @@ class HttpTarget(_Target):
     retry: Retry = Field(default_factory=Retry)
 
 
+def retriable_status(status: int | None) -> bool:
+    """Whether another attempt of an HTTP target could help after an answer with
+    ``status`` (``None``: no answer at all: refused, reset, timed out): a 5xx, a 408 or
+    429, or no answer; never another 4xx."""
+    return status is None or status >= 500 or status in (408, 429)
+
+
 class PythonTarget(_Target):
     """A Python callable, ``module:function``, sync or async, called with a
     :class:`~cronwarden.workers.python.RunContext`.

@@ -27,14 +27,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cronwarden.manifest.model import Manifest, Overlap, TaskSpec
-from cronwarden.manifest.targets import CommandTarget, HttpTarget, PythonTarget, RunnableTarget
+from cronwarden.manifest.targets import (
+    CommandTarget,
+    HttpTarget,
+    PythonTarget,
+    RunnableTarget,
+    retriable_status,
+)
 from cronwarden.ports import Clock, Delivery, RunRecord, Store
 from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact_text
 from cronwarden.services.notifications import Notifications
 from cronwarden.workers.artifacts import prune, task_dirs
 from cronwarden.workers.command import CommandResult, run_command
-from cronwarden.workers.http import retriable_status
 from cronwarden.workers.python import run_inline
 
 LOGGER = logging.getLogger("cronwarden.worker")

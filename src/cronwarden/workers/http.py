@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from cronwarden.manifest.targets import HttpTarget
+from cronwarden.manifest.targets import HttpTarget, retriable_status
 from cronwarden.redact import looks_secret, remember
 from cronwarden.workers.command import TAIL_BYTES, CommandResult
 
@@ -66,12 +66,6 @@ async def send(
         return _result("succeeded", status, started, "", tail)
     return _result("failed", status, started, f"HTTP {status}", tail,
                    retriable=retriable_status(status))  # fmt: skip
-
-
-def retriable_status(status: int | None) -> bool:
-    """Whether another attempt could help after an answer with ``status`` (``None``: no
-    answer at all: refused, reset, timed out): a 5xx, a 408 or 429, or no answer."""
-    return status is None or status >= 500 or status in (408, 429)
 
 
 def _keep(out_dir: Path, content: bytes) -> None:
