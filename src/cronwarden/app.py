@@ -43,6 +43,7 @@ LOGGER = logging.getLogger("cronwarden.app")
 STATE_DIR_ENV = "CRONWARDEN_STATE_DIR"
 REDIS_URL_ENV = "CRONWARDEN_REDIS_URL"
 REDIS_PREFIX_ENV = "CRONWARDEN_REDIS_PREFIX"
+WORKER_IDLE_ENV = "CRONWARDEN_WORKER_IDLE_S"
 #: The consumer group every worker of a deployment joins: each trigger runs on one.
 WORKER_GROUP = "workers"
 
@@ -76,15 +77,38 @@ def shared_bus_url() -> str | None:
     return os.environ.get(REDIS_URL_ENV) or None
 
 
-def open_bus() -> tuple[Bus, str]:
+def open_bus(manifest: Manifest) -> tuple[Bus, str]:
     """The bus, and how ``status`` names it (credentials masked): Redis Streams when
-    ``CRONWARDEN_REDIS_URL`` is set, else the in-process bus. Call inside the event loop."""
+    ``CRONWARDEN_REDIS_URL`` is set, else the in-process bus. Call inside the event loop.
+
+    A worker takes up to twice its ``max_concurrent_runs`` triggers at once (the rest
+    wait in Redis for a free worker); one whose worker stopped is taken over after
+    ``$CRONWARDEN_WORKER_IDLE_S`` (default 30) seconds.
+    """
     url = shared_bus_url()
     if url is None:
         return LocalBus(), "in-process"
-    client = connect_redis(url)
-    prefix = os.environ.get(REDIS_PREFIX_ENV, DEFAULT_PREFIX)
-    return RedisStreamBus(client, StreamSettings(prefix=prefix)), f"redis streams {redact_url(url)}"
+    settings = StreamSettings(
+        prefix=os.environ.get(REDIS_PREFIX_ENV, DEFAULT_PREFIX),
+        max_in_flight=2 * manifest.max_concurrent_runs,
+        idle_ms=int(_seconds_env(WORKER_IDLE_ENV, 30.0) * 1000),
+    )
+    return RedisStreamBus(connect_redis(url), settings), f"redis streams {redact_url(url)}"
+
+
+def _seconds_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise CronwardenError(f"${name}: {raw!r} is not a number of seconds",
+                              code="CRONWARDEN_INVALID_OPTION") from None  # fmt: skip
+    if not 1 <= seconds <= 86_400:
+        raise CronwardenError(f"${name}: {raw} is outside 1 to 86400 seconds",
+                              code="CRONWARDEN_INVALID_OPTION")  # fmt: skip
+    return seconds
 
 
 def backend_names(directory: Path) -> dict[str, str]:
@@ -183,7 +207,7 @@ async def run_scheduler(
     observe = Observers(clock, namespace, on_report)
     on_report = observe.report
     controls = Cached(SqlKillSwitch(store), SqlPauses(store), clock)
-    bus, _ = open_bus()
+    bus, _ = open_bus(result.manifest)
     await _prepare_bus(bus)
     triggers = bus.consume(TRIGGER_TOPIC, WORKER_GROUP, instance_name())  # before any fire
     dispatcher = Dispatcher(
@@ -244,7 +268,7 @@ async def run_worker(
     """Only consume ``cron.trigger`` from the shared bus and run targets until ``stop``,
     following the manifest file (an unreadable one keeps the last good one)."""
     clock = clock or SystemClock()
-    bus, _ = open_bus()
+    bus, _ = open_bus(result.manifest)
     manifest = ManifestFollower(manifest_path, result.manifest)
     notifications = Notifications(clock, store, AppriseNotifier(), manifest.current)
     worker = Worker(clock, store, manifest.current, artifacts_dir(manifest_path, result.manifest),

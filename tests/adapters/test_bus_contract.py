@@ -128,6 +128,25 @@ def test_subscribers_each_see_every_message_published_after_they_read(
         await bus.publish("ops.reports", {"report_id": "r1"})
         async with asyncio.timeout(5):
             assert await first == {"report_id": "r1"}
+            for n in (2, 3):  # published back to back, between two reads
+                await bus.publish("ops.reports", {"report_id": f"r{n}"})
+            assert [await anext(watcher), await anext(watcher)] == [
+                {"report_id": "r2"}, {"report_id": "r3"}]  # fmt: skip
+
+    run(scenario, make_bus)
+
+
+def test_a_message_given_up_is_delivered_again(make_bus: MakeBus) -> None:
+    async def scenario() -> None:
+        bus = make_bus(idle_ms=200, block_ms=100)
+        await _group(bus, "cron.trigger")
+        consumer = bus.consume("cron.trigger", "workers", "w1")
+        await bus.publish("cron.trigger", {"task_id": "scan"})
+        (first,) = await _take(consumer, 1)
+        await first.nack()  # the worker could not handle it (its store was down)
+        (again,) = await _take(consumer, 1)
+        assert again.payload == {"task_id": "scan"}
+        await again.ack()
 
     run(scenario, make_bus)
 

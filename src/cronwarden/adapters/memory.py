@@ -109,8 +109,9 @@ class LocalBus:
             self._subscribers[topic].remove(queue)
 
     def consume(self, topic: str, group: str, consumer: str) -> AsyncGenerator[Delivery, None]:
-        """The group's share of ``topic`` from its first consumer on; one process has
-        no consumer that could stop without the group, so nothing is redelivered."""
+        """The group's share of ``topic`` from its first consumer on. One process has no
+        consumer that could stop without the group: only a delivery given up (nack) is
+        delivered again."""
         key = (topic, group)
         if key not in self._groups:
             self._groups[key] = asyncio.Queue(maxsize=self._keep)
@@ -120,7 +121,12 @@ class LocalBus:
     @staticmethod
     async def _take(queue: asyncio.Queue[dict[str, Any]]) -> AsyncGenerator[Delivery, None]:
         while True:
-            yield Delivery(await queue.get())
+            payload = await queue.get()
+
+            async def again(payload: dict[str, Any] = payload) -> None:
+                queue.put_nowait(payload)  # given up: delivered again, to this group
+
+            yield Delivery(payload, nack=again)
 
 
 class MemoryKillSwitch:

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ from cronwarden.ports import Delivery
 
 LOGGER = logging.getLogger("cronwarden.bus")
 DEFAULT_PREFIX = "cronwarden"
+CONSUMER_CLEANUP_EVERY_S = 600.0
+CONSUMER_FORGOTTEN_AFTER_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ class RedisStreamBus:
         return self._follow(self.stream(topic))
 
     async def _follow(self, stream: str) -> AsyncIterator[dict[str, Any]]:
-        last = "$"
+        last = await self._last_id(stream)  # then concrete ids: nothing lost between reads
         while True:
             try:
                 answer: Any = await self.client.xread({stream: last}, count=100,
@@ -111,6 +114,16 @@ class RedisStreamBus:
                 for entry_id, fields in entries:
                     last = _text(entry_id)
                     yield _payload(fields)
+
+    async def _last_id(self, stream: str) -> str:
+        while True:
+            try:
+                newest: Any = await self.client.xrevrange(stream, count=1)
+            except RedisError as err:
+                LOGGER.warning("bus: reading %s failed (%s); retrying", stream, err)
+                await asyncio.sleep(1)
+                continue
+            return _text(newest[0][0]) if newest else "0-0"
 
     def consume(self, topic: str, group: str, consumer: str) -> AsyncGenerator[Delivery, None]:
         return _Consumer(self, topic, group, consumer).deliveries()
@@ -127,6 +140,8 @@ class _Consumer:
         self._room = asyncio.Event()
         self._room.set()
         self._warned = False
+        self._cursor = "0-0"
+        self._next_cleanup = 0.0
 
     async def deliveries(self) -> AsyncGenerator[Delivery, None]:
         keeper = asyncio.ensure_future(self._keep_fresh())
@@ -168,13 +183,17 @@ class _Consumer:
     async def _reclaimed(self) -> list[Delivery]:
         """Entries other consumers left idle for longer than the idle time."""
         room = self._settings.max_in_flight - len(self._in_flight)
+        await self._forget_old_consumers()
         answer: Any = await self._client.xautoclaim(
             self._stream, self._group, self._name, min_idle_time=self._settings.idle_ms,
-            start_id="0-0", count=max(room, 1),
+            start_id=self._cursor, count=max(room, 1),
         )  # fmt: skip
+        self._cursor = _text(answer[0]) if answer and answer[0] else "0-0"  # "0-0": scanned
         entries = answer[1] if len(answer) > 1 else []
         found = []
         for entry_id, fields in entries:
+            if entry_id is None:  # Redis 6.2 answers nil for an entry trimmed away
+                continue
             entry = _text(entry_id)
             if fields is None:  # trimmed away while pending
                 await self._client.xack(self._stream, self._group, entry)
@@ -200,6 +219,20 @@ class _Consumer:
             await pipe.execute()
         LOGGER.error("bus: %s %s delivered %d times; moved to %s", self._stream, entry, times,
                      self._bus.dead_letters(self._topic))  # fmt: skip
+
+    async def _forget_old_consumers(self) -> None:
+        """Remove the group's consumers that hold nothing and were idle for an hour:
+        each restarted worker joins under a new name, and the old ones would pile up."""
+        now = time.monotonic()
+        if now < self._next_cleanup:
+            return
+        self._next_cleanup = now + CONSUMER_CLEANUP_EVERY_S
+        consumers: Any = await self._client.xinfo_consumers(self._stream, self._group)
+        for consumer in consumers:
+            name = _text(consumer["name"])
+            if (name != self._name and int(consumer["pending"]) == 0
+                    and int(consumer["idle"]) > CONSUMER_FORGOTTEN_AFTER_MS):  # fmt: skip
+                await self._client.xgroup_delconsumer(self._stream, self._group, name)
 
     def _delivery(self, entry: str, fields: Mapping[Any, Any], times: int) -> Delivery:
         self._in_flight.add(entry)
@@ -228,12 +261,12 @@ class _Consumer:
         consumer that is alive."""
         while True:
             await asyncio.sleep(self._settings.idle_ms / 3000)
-            entries = list(self._in_flight)
+            entries: list[Any] = list(self._in_flight)
             if not entries:
                 continue
             try:
                 await self._client.xclaim(self._stream, self._group, self._name,
-                                          min_idle_time=0, message_ids=list[Any](entries),
+                                          min_idle_time=0, message_ids=entries,
                                           justid=True)  # fmt: skip
             except RedisError as err:
                 LOGGER.warning("bus: cannot keep %d entries of %s: %s", len(entries),

@@ -73,7 +73,7 @@ class RunProgress:
     def _render(self) -> RenderableType:
         now = time.monotonic()
         lines = []
-        for attempt in self._running.values():
+        for attempt in list(self._running.values()):  # drawn from rich's thread
             run, folder = attempt.run, Path(attempt.run.artifact_dir)
             artifacts = _artifacts(folder)
             status = Text.assemble(
