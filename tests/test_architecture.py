@@ -17,7 +17,8 @@ BACKENDS = ["redis", "sqlalchemy", "fastapi", "httpx", "typer", "rich", "click"]
         ("cronwarden.manifest", BACKENDS),
         (
             "cronwarden.core.pipeline, cronwarden.services.dispatch, cronwarden.services.scheduler,"
-            " cronwarden.services.worker, cronwarden.services.notifications",
+            " cronwarden.services.worker, cronwarden.services.notifications,"
+            " cronwarden.services.overlap",
             [*BACKENDS, "uvicorn", "prometheus_client", "watchfiles", "cronwarden.adapters"],
         ),
     ],

@@ -17,10 +17,12 @@ from typing import Any
 import uvicorn
 from watchfiles import awatch
 
+from cronwarden.adapters.fallback import FallbackLock
 from cronwarden.adapters.memory import LocalBus, MemoryLock
 from cronwarden.adapters.notify import AppriseNotifier
 from cronwarden.adapters.redis_bus import DEFAULT_PREFIX, RedisStreamBus, StreamSettings
 from cronwarden.adapters.redis_client import connect as connect_redis
+from cronwarden.adapters.redis_lock import RedisLock
 from cronwarden.adapters.sql.controls import Cached, SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.adapters.system import SystemClock
@@ -34,6 +36,7 @@ from cronwarden.redact import redact_url
 from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
 from cronwarden.services.health import CronHealth
 from cronwarden.services.notifications import Notifications
+from cronwarden.services.overlap import OverlapLeases
 from cronwarden.services.scheduler import CronRunner, new_trace_id
 from cronwarden.services.worker import Worker
 from cronwarden.telemetry.metrics import CronMetrics
@@ -120,6 +123,16 @@ def backend_names(directory: Path) -> dict[str, str]:
         "lock": "in-process",
         "kill_switch": "sqlite (state folder)",
     }
+
+
+def overlap_leases(bus: Bus, clock: Clock) -> OverlapLeases | None:
+    """With a shared bus, overlap policies hold across workers through leases in Redis
+    (the in-process lock behind it during an outage); with the in-process bus, the one
+    worker's own bookkeeping is enough."""
+    if not isinstance(bus, RedisStreamBus):
+        return None
+    lock = FallbackLock(RedisLock(bus.client), MemoryLock(clock), clock)
+    return OverlapLeases(lock, clock, bus.settings.prefix, instance_name())
 
 
 async def _close_bus(bus: Bus) -> None:
@@ -234,7 +247,7 @@ async def run_scheduler(
     artifacts = artifacts_dir(manifest_path, result.manifest)
     notifications = Notifications(clock, store, AppriseNotifier(), lambda: runner.manifest)
     worker = Worker(clock, store, lambda: runner.manifest, artifacts, request=send_http,
-                    notifications=notifications)  # fmt: skip
+                    notifications=notifications, leases=overlap_leases(bus, clock))  # fmt: skip
     working = asyncio.ensure_future(worker.run(triggers, stop) if with_worker else stop.wait())
 
     async def force(task_id: str, actor: str, reason: str) -> dict[str, Any]:
@@ -272,7 +285,8 @@ async def run_worker(
     manifest = ManifestFollower(manifest_path, result.manifest)
     notifications = Notifications(clock, store, AppriseNotifier(), manifest.current)
     worker = Worker(clock, store, manifest.current, artifacts_dir(manifest_path, result.manifest),
-                    request=send_http, notifications=notifications)  # fmt: skip
+                    request=send_http, notifications=notifications,
+                    leases=overlap_leases(bus, clock))  # fmt: skip
     triggers = bus.consume(TRIGGER_TOPIC, WORKER_GROUP, instance_name())
     following = asyncio.ensure_future(manifest.follow(stop))
     try:

@@ -37,9 +37,11 @@ class Lock(Protocol):
     shares the backend. A claim lapses after ``ttl_ms`` unless renewed.
     """
 
-    #: Where claims are held now: ``"redis"`` (shared by every instance) or ``"local"``
-    #: (this process only); each report carries it as ``lock_mode``.
-    mode: str
+    @property
+    def mode(self) -> str:
+        """Where claims are held now: ``"redis"`` (shared by every instance) or
+        ``"local"`` (this process only); each report carries it as ``lock_mode``."""
+        ...
 
     async def claim(self, key: str, owner: str, ttl_ms: int) -> bool:
         """Take ``key`` for ``owner``; ``False`` when another owner holds it.

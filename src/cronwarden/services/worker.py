@@ -38,6 +38,7 @@ from cronwarden.ports import Clock, Delivery, RunRecord, Store
 from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact_text
 from cronwarden.services.notifications import Notifications
+from cronwarden.services.overlap import Lease, OverlapLeases
 from cronwarden.workers.artifacts import prune, task_dirs
 from cronwarden.workers.command import CommandResult, run_command
 from cronwarden.workers.python import run_inline
@@ -92,8 +93,10 @@ class Worker:
         on_run: Callable[[RunRecord], None] = lambda run: None,
         on_start: Callable[[RunRecord], None] = lambda run: None,
         rng: random.Random | None = None,
+        leases: OverlapLeases | None = None,
     ) -> None:
         self._clock, self._store, self._manifest = clock, store, manifest
+        self._leases = leases  # overlap across workers (a shared bus); None: this one only
         self._artifacts = artifacts_dir
         self._execute, self._request, self._notifications = execute, request, notifications
         self._on_run, self._on_start = on_run, on_start
@@ -164,29 +167,56 @@ class Worker:
         if not isinstance(target, CommandTarget | HttpTarget | PythonTarget):
             return []  # bus only: an outside consumer acts on the trigger
         task = _task_or_default(manifest, str(trigger["task_id"]))
-        key = (task.task_id, target_name)
+        if not await self._may_start_here(task, target_name):
+            return [await self._skipped(task, target_name, trigger)]
+        lease = None
+        if self._leases is not None and task.overlap is not Overlap.ALLOW:
+            lease = await self._leases.acquire(task.task_id, target_name, task.overlap)
+            if lease is None:
+                return [await self._skipped(task, target_name, trigger, elsewhere=True)]
+        run = await self._run(task, target_name, target, trigger, deliveries, lease)
+        records = run.records
+        if self._notifications is not None:
+            await self._notifications.after(task, records)
+        if records and self._prune_due(task.task_id):
+            await self.prune_artifacts(task.task_id)
+        return records
+
+    async def _may_start_here(self, task: TaskSpec, target: str) -> bool:
+        """The overlap policy inside this worker: whether a trigger of ``target`` may
+        start now (after waiting for or stopping the run going, as the policy says)."""
+        key = (task.task_id, target)
         current = self._running.get(key)
-        if current is not None and not current.attempts.done():
-            if task.overlap is Overlap.FORBID or (
-                task.overlap is Overlap.QUEUE_ONE and key in self._waiting
-            ):
-                return [await self._skipped(task, target_name, trigger)]
-            if task.overlap is Overlap.REPLACE:
-                current.replaced = True
-                current.attempts.cancel()
-                await asyncio.gather(current.attempts, return_exceptions=True)
-            elif task.overlap is Overlap.QUEUE_ONE:
-                self._waiting.add(key)
-                try:
-                    await asyncio.gather(current.attempts, return_exceptions=True)
-                finally:
-                    self._waiting.discard(key)
+        if current is None or current.attempts.done() or task.overlap is Overlap.ALLOW:
+            return True
+        if task.overlap is Overlap.FORBID or key in self._waiting:
+            return False
+        if task.overlap is Overlap.REPLACE:
+            current.replace()
+            await asyncio.gather(current.attempts, return_exceptions=True)
+            return True
+        self._waiting.add(key)  # queue_one: the one waiting
+        try:
+            await asyncio.gather(current.attempts, return_exceptions=True)
+        finally:
+            self._waiting.discard(key)
+        return True
+
+    async def _run(
+        self, task: TaskSpec, name: str, target: RunnableTarget, trigger: Mapping[str, Any],
+        deliveries: int, lease: Lease | None,
+    ) -> _Run:  # fmt: skip
+        """The attempts of one trigger, holding the task's place (and its lease) while
+        they go; a run stopped by a newer trigger ends, one stopped by the worker raises."""
+        key = (task.task_id, name)
         run = _Run()
         run.attempts = asyncio.ensure_future(
-            self._attempts(task, target_name, target, trigger, run, deliveries)
+            self._attempts(task, name, target, trigger, run, deliveries)
         )
         if task.overlap is not Overlap.ALLOW:
             self._running[key] = run
+        if lease is not None:
+            lease.keep(run.replace)
         try:
             await run.attempts
         except asyncio.CancelledError:
@@ -195,12 +225,9 @@ class Worker:
         finally:
             if self._running.get(key) is run:
                 del self._running[key]
-        records = run.records
-        if self._notifications is not None:
-            await self._notifications.after(task, records)
-        if records and self._prune_due(task.task_id):
-            await self.prune_artifacts(task.task_id)
-        return records
+            if lease is not None:
+                await lease.release()
+        return run
 
     def _prune_due(self, task_id: str) -> bool:
         """Retention runs after a task's run at most once a minute: listing a folder of
@@ -377,7 +404,9 @@ class Worker:
                    "reason_code": done.reason_code or None})  # fmt: skip
         return done
 
-    async def _skipped(self, task: TaskSpec, name: str, trigger: Mapping[str, Any]) -> RunRecord:
+    async def _skipped(
+        self, task: TaskSpec, name: str, trigger: Mapping[str, Any], *, elsewhere: bool = False
+    ) -> RunRecord:
         now_ms = _ms(self._clock.now())
         run = RunRecord(
             run_id=new_run_id(), task_id=task.task_id, target=name,
@@ -385,7 +414,8 @@ class Worker:
             scheduled_at_ms=int(trigger["scheduled_at"]), attempt=1, status="skipped",
             started_at_ms=now_ms, finished_at_ms=now_ms,
             reason_code=str(ReasonCode.CRON_RUNNER_OVERLAP_SKIP),
-            error=f"the previous run of {name} is still running (overlap: {task.overlap})",
+            error=f"the previous run of {name} is still running"
+            f"{' on another worker' if elsewhere else ''} (overlap: {task.overlap})",
         )  # fmt: skip
         if await self._store.begin_run(run):
             self._on_run(run)
@@ -420,6 +450,11 @@ class _Run:
     attempts: asyncio.Future[None] = field(init=False)
     #: Cancelled by a newer trigger (overlap: replace), not by the worker stopping.
     replaced: bool = False
+
+    def replace(self) -> None:
+        """Stop this run for a newer trigger of its task (overlap: replace)."""
+        self.replaced = True
+        self.attempts.cancel()
 
 
 def _retriable(target: RunnableTarget, record: RunRecord) -> bool:
