@@ -78,14 +78,25 @@ class OverlapLeases:
     def __init__(self, lock: Lock, clock: Clock, prefix: str, owner: str) -> None:
         self._lock, self._clock, self._prefix, self._owner = lock, clock, prefix, owner
 
-    async def acquire(self, task_id: str, target: str, overlap: Overlap) -> Lease | None:
+    async def acquire(
+        self, task_id: str, target: str, overlap: Overlap, *, resuming: bool = False
+    ) -> Lease | None:
         """The lease, once this run may start; ``None`` when the trigger is to be
-        skipped. A lock that cannot be reached grants it: better a run than a loss."""
+        skipped. A lock that cannot be reached grants it: better a run than a loss.
+
+        A ``resuming`` trigger (delivered again: its run began on a worker that died)
+        is never skipped: it waits for the lease, which is most likely its dead
+        worker's own, lapsing within :data:`TTL_MS`.
+        """
         key = f"{self._prefix}:run:{task_id}:{target}"
         owner = f"{self._owner}:{secrets.token_hex(4)}"
         lease = Lease(self._lock, self._clock, key, owner, overlap)
         try:
             if await self._lock.claim(key, owner, TTL_MS):
+                return lease
+            if resuming:
+                while not await self._lock.claim(key, owner, TTL_MS):
+                    await self._clock.sleep(POLL_S)
                 return lease
             if overlap is Overlap.FORBID:
                 return None

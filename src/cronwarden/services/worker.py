@@ -167,11 +167,13 @@ class Worker:
         if not isinstance(target, CommandTarget | HttpTarget | PythonTarget):
             return []  # bus only: an outside consumer acts on the trigger
         task = _task_or_default(manifest, str(trigger["task_id"]))
-        if not await self._may_start_here(task, target_name):
+        resuming = deliveries > 1  # begun on a worker that stopped: never skipped
+        if not await self._may_start_here(task, target_name, resuming):
             return [await self._skipped(task, target_name, trigger)]
         lease = None
         if self._leases is not None and task.overlap is not Overlap.ALLOW:
-            lease = await self._leases.acquire(task.task_id, target_name, task.overlap)
+            lease = await self._leases.acquire(task.task_id, target_name, task.overlap,
+                                               resuming=resuming)  # fmt: skip
             if lease is None:
                 return [await self._skipped(task, target_name, trigger, elsewhere=True)]
         run = await self._run(task, target_name, target, trigger, deliveries, lease)
@@ -182,12 +184,16 @@ class Worker:
             await self.prune_artifacts(task.task_id)
         return records
 
-    async def _may_start_here(self, task: TaskSpec, target: str) -> bool:
+    async def _may_start_here(self, task: TaskSpec, target: str, resuming: bool) -> bool:
         """The overlap policy inside this worker: whether a trigger of ``target`` may
-        start now (after waiting for or stopping the run going, as the policy says)."""
+        start now (after waiting for or stopping the run going, as the policy says); a
+        ``resuming`` trigger waits for the run going, whatever the policy."""
         key = (task.task_id, target)
         current = self._running.get(key)
         if current is None or current.attempts.done() or task.overlap is Overlap.ALLOW:
+            return True
+        if resuming:
+            await asyncio.gather(current.attempts, return_exceptions=True)
             return True
         if task.overlap is Overlap.FORBID or key in self._waiting:
             return False

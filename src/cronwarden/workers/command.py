@@ -9,16 +9,50 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 #: How much of the end of stdout and stderr a run record keeps.
 TAIL_BYTES = 4096
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _load_prctl()  # loaded here, never in a child between fork and exec
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(worker: int) -> Callable[[], None] | None:
+    """On Linux, what the child runs between fork and exec: ask the kernel to SIGKILL
+    it when the worker ``worker`` dies (``PR_SET_PDEATHSIG``). A worker killed with
+    SIGKILL cannot stop its job, and the job must not run on beside the attempt that
+    takes over its redelivered trigger. (Processes the job left running in the
+    background are not covered.)"""
+    prctl = _PRCTL
+    if prctl is None:
+        return None
+
+    def die_with_worker() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != worker:  # the worker died between fork and prctl
+            os._exit(137)
+
+    return die_with_worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +91,11 @@ async def run_command(
             if shell:
                 process = await asyncio.create_subprocess_shell(
                     " ".join(argv), stdout=out, stderr=err, cwd=cwd, env=dict(env),
-                    start_new_session=True)  # fmt: skip
+                    start_new_session=True, preexec_fn=_die_with(os.getpid()))  # fmt: skip
             else:
                 process = await asyncio.create_subprocess_exec(
                     *argv, stdout=out, stderr=err, cwd=cwd, env=dict(env),
-                    start_new_session=True)  # fmt: skip
+                    start_new_session=True, preexec_fn=_die_with(os.getpid()))  # fmt: skip
         except OSError as failure:  # not found, not executable, bad cwd
             return await _result(out_dir, "failed", None, started, f"cannot start: {failure}")
         try:
