@@ -223,6 +223,21 @@ def schema() -> None:
     typer.echo(json.dumps(Manifest.model_json_schema(by_alias=False), indent=2))
 
 
+RunForOption = Annotated[
+    float | None,
+    typer.Option("--for", min=0, help="Stop after this many seconds (default: run until stopped)."),
+]
+LogLevelOption = Annotated[
+    str | None, typer.Option("--log-level", help="Default: the manifest's log_level.")
+]
+
+
+def _check_log_format(log_format: str) -> None:
+    if log_format not in ("text", "json"):
+        raise CronwardenError(f"--log-format: {log_format!r} is not text or json",
+                              code="CRONWARDEN_INVALID_OPTION")  # fmt: skip
+
+
 @app.command("start")
 def start(
     manifest: Annotated[
@@ -236,18 +251,11 @@ def start(
             help="HOST:PORT for /metrics and health (port 0: any free port; off: none).",
         ),
     ] = "127.0.0.1:9464",
-    run_for: Annotated[
-        float | None,
-        typer.Option(
-            "--for", min=0, help="Stop after this many seconds (default: run until stopped)."
-        ),
-    ] = None,
+    run_for: RunForOption = None,
     log_format: Annotated[
         str, typer.Option("--log-format", help="text (a live line per outcome) or json.")
     ] = "text",
-    log_level: Annotated[
-        str | None, typer.Option("--log-level", help="Default: the manifest's log_level.")
-    ] = None,
+    log_level: LogLevelOption = None,
     no_worker: Annotated[
         bool,
         typer.Option(
@@ -263,9 +271,7 @@ def start(
         raise CronwardenError("--no-worker leaves the triggers to `cronwarden worker` "
                               "processes, which need a shared bus: set CRONWARDEN_REDIS_URL",
                               code="CRONWARDEN_NO_SHARED_BUS")  # fmt: skip
-    if log_format not in ("text", "json"):
-        raise CronwardenError(f"--log-format: {log_format!r} is not text or json",
-                              code="CRONWARDEN_INVALID_OPTION")  # fmt: skip
+    _check_log_format(log_format)
     result = load_manifest(manifest)
     _configure_logs(log_level or result.manifest.log_level, log_format == "json")
     sock = listen(http)
@@ -328,22 +334,13 @@ def worker(
     manifest: Annotated[
         Path, typer.Option("--manifest", help="The manifest whose targets to run.")
     ] = DEFAULT_MANIFEST,
-    run_for: Annotated[
-        float | None,
-        typer.Option(
-            "--for", min=0, help="Stop after this many seconds (default: run until stopped)."
-        ),
-    ] = None,
+    run_for: RunForOption = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
-    log_level: Annotated[
-        str | None, typer.Option("--log-level", help="Default: the manifest's log_level.")
-    ] = None,
+    log_level: LogLevelOption = None,
 ) -> None:
     """Only run targets: consume cron.trigger from the shared bus (CRONWARDEN_REDIS_URL)
     with the other workers of the deployment, each trigger on one of them."""
-    if log_format not in ("text", "json"):
-        raise CronwardenError(f"--log-format: {log_format!r} is not text or json",
-                              code="CRONWARDEN_INVALID_OPTION")  # fmt: skip
+    _check_log_format(log_format)
     if shared_bus_url() is None:
         raise CronwardenError("a worker consumes triggers from a shared bus: set "
                               "CRONWARDEN_REDIS_URL (with the embedded default, `cronwarden "

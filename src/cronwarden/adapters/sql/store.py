@@ -20,6 +20,7 @@ from sqlalchemy import (
     CursorResult,
     Dialect,
     Engine,
+    Select,
     bindparam,
     case,
     create_engine,
@@ -236,14 +237,7 @@ class SqlStore:
                    runs.c.target == target)
             .order_by(runs.c.attempt)
         )  # fmt: skip
-        fields = RunRecord.__slots__
-
-        def work() -> list[RunRecord]:
-            with self._engine.connect() as conn:
-                return [RunRecord(**{f: row._mapping[f] for f in fields})
-                        for row in conn.execute(statement)]  # fmt: skip
-
-        return await self._run(work)
+        return await self._run(lambda: self._run_records(statement))
 
     async def runs(
         self, task_id: str | None = None, status: str | None = None, limit: int = 100
@@ -253,27 +247,19 @@ class SqlStore:
             statement = statement.where(runs.c.task_id == task_id)
         if status is not None:
             statement = statement.where(runs.c.status == status)
-        fields = RunRecord.__slots__
-
-        def work() -> list[RunRecord]:
-            with self._engine.connect() as conn:
-                return [RunRecord(**{f: row._mapping[f] for f in fields})
-                        for row in conn.execute(statement)]  # fmt: skip
-
-        return await self._run(work)
+        return await self._run(lambda: self._run_records(statement))
 
     async def run_by_id(self, run_id: str) -> RunRecord | None:
         """One run by its id (a prefix is enough when it is unique), or ``None``."""
         statement = select(runs).where(runs.c.run_id.startswith(run_id, autoescape=True)).limit(2)
+        found = await self._run(lambda: self._run_records(statement))
+        return found[0] if len(found) == 1 else None
+
+    def _run_records(self, statement: Select[Any]) -> list[RunRecord]:
         fields = RunRecord.__slots__
-
-        def work() -> RunRecord | None:
-            with self._engine.connect() as conn:
-                found = [RunRecord(**{f: row._mapping[f] for f in fields})
-                         for row in conn.execute(statement)]  # fmt: skip
-            return found[0] if len(found) == 1 else None
-
-        return await self._run(work)
+        with self._engine.connect() as conn:
+            return [RunRecord(**{f: row._mapping[f] for f in fields})
+                    for row in conn.execute(statement)]  # fmt: skip
 
     async def reports(
         self, task_id: str | None = None, since_ms: int | None = None, limit: int = 100,
