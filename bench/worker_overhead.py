@@ -8,7 +8,9 @@ Each sample runs ``true`` once:
   timeout, tails read back);
 * ``Worker.handle``: the whole run as the daemon does it: the run key begun in the
   SQLite store, the artifact folder, the environment (with the previous run's
-  artifacts looked up), the attempt, ``run.json``, the record finished.
+  artifacts looked up), the attempt, ``run.json``, the record finished;
+* ``shared-bus run``: the same as a worker on a shared bus runs it, the command
+  started through ``setpriv --pdeathsig KILL`` so that it dies with its worker.
 
 Prints p50 / p99 per way and the worker's p50 minus the floor's (target: ≤ 5 ms).
 Run: ``python bench/worker_overhead.py [--runs 300]``.
@@ -59,13 +61,19 @@ async def _attempt_only(runs: int, folder: Path) -> list[float]:
     return samples
 
 
-async def _worker(runs: int, folder: Path) -> list[float]:
+async def _worker(runs: int, folder: Path, die_with_worker: bool = False) -> list[float]:
     manifest = validate_document({
         "targets": {"noop": {"type": "command", "command": [TRUE]}},
         "tasks": [{"task_id": "bench", "cron": "* * * * *", "targets": ["noop"]}],
     }).manifest  # fmt: skip
     store = SqlStore(sqlite_url(folder / "state"))
-    worker = Worker(SystemClock(), store, lambda: manifest, folder / "artifacts")
+    worker = Worker(
+        SystemClock(),
+        store,
+        lambda: manifest,
+        folder / "artifacts",
+        die_with_worker=die_with_worker,
+    )
     samples = []
     try:
         for n in range(runs):
@@ -91,6 +99,7 @@ def main() -> None:
             "subprocess.run": _bare(args.runs),
             "run_command": asyncio.run(_attempt_only(args.runs, folder / "attempts")),
             "Worker.handle": asyncio.run(_worker(args.runs, folder / "worker")),
+            "shared-bus run": asyncio.run(_worker(args.runs, folder / "dying", True)),
         }
     print(f"== one `true` per sample, {args.runs} samples each (ms)")
     results = {name: _summary(samples) for name, samples in ways.items()}

@@ -247,7 +247,8 @@ async def run_scheduler(
     artifacts = artifacts_dir(manifest_path, result.manifest)
     notifications = Notifications(clock, store, AppriseNotifier(), lambda: runner.manifest)
     worker = Worker(clock, store, lambda: runner.manifest, artifacts, request=send_http,
-                    notifications=notifications, leases=overlap_leases(bus, clock))  # fmt: skip
+                    notifications=notifications, leases=overlap_leases(bus, clock),
+                    die_with_worker=isinstance(bus, RedisStreamBus))  # fmt: skip
     working = asyncio.ensure_future(worker.run(triggers, stop) if with_worker else stop.wait())
 
     async def force(task_id: str, actor: str, reason: str) -> dict[str, Any]:
@@ -286,7 +287,8 @@ async def run_worker(
     notifications = Notifications(clock, store, AppriseNotifier(), manifest.current)
     worker = Worker(clock, store, manifest.current, artifacts_dir(manifest_path, result.manifest),
                     request=send_http, notifications=notifications,
-                    leases=overlap_leases(bus, clock))  # fmt: skip
+                    leases=overlap_leases(bus, clock),
+                    die_with_worker=isinstance(bus, RedisStreamBus))  # fmt: skip
     triggers = bus.consume(TRIGGER_TOPIC, WORKER_GROUP, instance_name())
     following = asyncio.ensure_future(manifest.follow(stop))
     try:

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from cronwarden.workers.command import TAIL_BYTES, CommandResult, run_command
 
@@ -90,3 +94,44 @@ def test_shell_lines_run_only_when_asked(tmp_path: Path) -> None:
     assert result.stdout_tail == "3\n"
     literal = _run(["echo", "$((1 + 2))"], tmp_path)
     assert literal.stdout_tail == "$((1 + 2))\n"
+
+
+WORKER_SCRIPT = """
+import asyncio, os, sys
+from pathlib import Path
+from cronwarden.workers.command import run_command
+out = Path(sys.argv[1])
+job = [sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(60)"]
+asyncio.run(run_command(job, env=dict(os.environ), cwd=None, out_dir=out, timeout_s=120,
+                        die_with_worker=sys.argv[2] == "1"))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("dies", [True, False])
+def test_a_job_dies_with_a_worker_killed_by_sigkill_when_asked(tmp_path: Path, dies: bool) -> None:
+    worker = subprocess.Popen([PY, "-c", WORKER_SCRIPT, str(tmp_path), "1" if dies else "0"])
+    log = tmp_path / "stdout.log"
+    deadline = time.monotonic() + 30
+    while not (log.exists() and log.read_text().strip()):
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    job = int(log.read_text())
+    worker.kill()
+    worker.wait(timeout=30)
+    deadline = time.monotonic() + 5
+    while _running(job) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert _running(job) is not dies
+    finally:
+        if _running(job):
+            os.kill(job, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

@@ -61,6 +61,7 @@ class Execute(Protocol):
         timeout_s: float,
         kill_grace_s: float,
         shell: bool,
+        die_with_worker: bool,
     ) -> Awaitable[CommandResult]: ...
 
 
@@ -94,9 +95,12 @@ class Worker:
         on_start: Callable[[RunRecord], None] = lambda run: None,
         rng: random.Random | None = None,
         leases: OverlapLeases | None = None,
+        die_with_worker: bool = False,
     ) -> None:
         self._clock, self._store, self._manifest = clock, store, manifest
         self._leases = leases  # overlap across workers (a shared bus); None: this one only
+        # a shared bus runs a dead worker's trigger again: its jobs must die with it
+        self._die_with_worker = die_with_worker
         self._artifacts = artifacts_dir
         self._execute, self._request, self._notifications = execute, request, notifications
         self._on_run, self._on_start = on_run, on_start
@@ -371,6 +375,7 @@ class Worker:
             return await self._execute(
                 argv, env=env, cwd=target.cwd, out_dir=folder,
                 timeout_s=target.timeout_s, kill_grace_s=target.kill_grace_s, shell=target.shell,
+                die_with_worker=self._die_with_worker,
             )  # fmt: skip
         if isinstance(target, PythonTarget):
             if target.isolation == "inline":
@@ -379,6 +384,7 @@ class Worker:
             return await self._execute(
                 argv, env=env, cwd=target.cwd, out_dir=folder, timeout_s=target.timeout_s,
                 kill_grace_s=target.kill_grace_s, shell=False,
+                die_with_worker=self._die_with_worker,
             )  # fmt: skip
         if self._request is None:
             return CommandResult("failed", None, 0, "", "",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
+import functools
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -23,36 +25,26 @@ from typing import BinaryIO
 TAIL_BYTES = 4096
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
+@functools.cache
+def _dying_with_worker() -> tuple[str, ...]:
+    """What to put before a command so that it dies with its worker: on Linux,
+    ``setpriv --pdeathsig KILL --`` (util-linux) asks the kernel to SIGKILL the job
+    when the worker dies. A worker killed with SIGKILL cannot stop its job, and the
+    job must not run on beside the attempt that takes over its redelivered trigger.
+    (Processes the job left running in the background are not covered.)
+
+    A launcher, not ``preexec_fn``: running Python between fork and exec forbids
+    ``vfork`` and made each start about 6 ms slower.
+    """
+    launcher = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    if launcher is None:
+        return ()
+    prefix = (launcher, "--pdeathsig", "KILL", "--")
     try:
-        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
-
-
-_PRCTL = _load_prctl()  # loaded here, never in a child between fork and exec
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with(worker: int) -> Callable[[], None] | None:
-    """On Linux, what the child runs between fork and exec: ask the kernel to SIGKILL
-    it when the worker ``worker`` dies (``PR_SET_PDEATHSIG``). A worker killed with
-    SIGKILL cannot stop its job, and the job must not run on beside the attempt that
-    takes over its redelivered trigger. (Processes the job left running in the
-    background are not covered.)"""
-    prctl = _PRCTL
-    if prctl is None:
-        return None
-
-    def die_with_worker() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != worker:  # the worker died between fork and prctl
-            os._exit(137)
-
-    return die_with_worker
+        subprocess.run([*prefix, "true"], check=True, capture_output=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):  # an old setpriv without --pdeathsig
+        return ()
+    return prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,25 +69,28 @@ async def run_command(
     timeout_s: float,
     kill_grace_s: float = 5.0,
     shell: bool = False,
+    die_with_worker: bool = False,
 ) -> CommandResult:
     """Run ``argv`` (a shell line only when ``shell``) with output in ``out_dir``.
 
     Stopping the group on timeout or cancellation reaches every descendant that stayed
     in it; the result says ``timed_out`` or ``cancelled``. Cancellation is re-raised
-    after the group is gone.
+    after the group is gone. With ``die_with_worker`` (workers on a shared bus, where a
+    dead worker's trigger is run again elsewhere) the command dies with its worker,
+    even one killed with SIGKILL; it costs about 1 ms per start.
     """
     started = time.monotonic()
     out, err = await asyncio.to_thread(_open_logs, out_dir)
     with out, err:
         try:
-            if shell:
-                process = await asyncio.create_subprocess_shell(
-                    " ".join(argv), stdout=out, stderr=err, cwd=cwd, env=dict(env),
-                    start_new_session=True, preexec_fn=_die_with(os.getpid()))  # fmt: skip
-            else:
-                process = await asyncio.create_subprocess_exec(
-                    *argv, stdout=out, stderr=err, cwd=cwd, env=dict(env),
-                    start_new_session=True, preexec_fn=_die_with(os.getpid()))  # fmt: skip
+            command = ("/bin/sh", "-c", " ".join(argv)) if shell else tuple(argv)
+            # checked once per process (a few ms), then cached
+            launcher = _dying_with_worker() if die_with_worker else ()
+            if launcher and not shell:
+                _check_runnable(command[0], env, cwd)  # as exec would, before the launcher
+            process = await asyncio.create_subprocess_exec(
+                *launcher, *command, stdout=out, stderr=err, cwd=cwd, env=dict(env),
+                start_new_session=True)  # fmt: skip
         except OSError as failure:  # not found, not executable, bad cwd
             return await _result(out_dir, "failed", None, started, f"cannot start: {failure}")
         try:
@@ -111,6 +106,18 @@ async def run_command(
             _reap_group(process.pid)
     status = "succeeded" if code == 0 else "failed"
     return await _result(out_dir, status, code, started, "" if code == 0 else f"exit code {code}")
+
+
+def _check_runnable(program: str, env: Mapping[str, str], cwd: str | None) -> None:
+    """Raise the OSError that exec would for ``program`` (not found, not executable)."""
+    if os.sep in program:
+        path = program if os.path.isabs(program) or cwd is None else os.path.join(cwd, program)
+        if not os.path.exists(path):
+            raise FileNotFoundError(2, "No such file or directory", program)
+        if not os.access(path, os.X_OK):
+            raise PermissionError(13, "Permission denied", program)
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(2, "No such file or directory", program)
 
 
 def _open_logs(out_dir: Path) -> tuple[BinaryIO, BinaryIO]:

@@ -84,6 +84,14 @@ class SqlStore:
         self._settle = _Bulk(_SETTLE, dialect, ())
         self._touch = _Bulk(_TOUCH, dialect, ())
         self._add_reports = _Bulk(insert(reports), dialect, _REPORT_KEYS)
+        # Built once: building a statement per run cost about 1.5 ms of a 5 ms run.
+        self._begin_run = insert_of(runs).on_conflict_do_nothing()
+        self._finish_run = (
+            update(runs)
+            .where(runs.c.run_id == bindparam("new_run_id"))
+            .values({field: bindparam(f"new_{field}") for field in RunRecord.__slots__
+                     if field != "run_id"})
+        )  # fmt: skip
 
     def close(self) -> None:
         self._engine.dispose()
@@ -215,20 +223,22 @@ class SqlStore:
         await self._run(lambda: self._execute(statement))
 
     async def begin_run(self, run: RunRecord) -> bool:
-        values = {key: value for key, value in run.to_dict().items() if key != "duration_ms"}
-        statement = self._insert(runs).on_conflict_do_nothing().values(**values)
+        values = {field: getattr(run, field) for field in RunRecord.__slots__}
 
         def work() -> bool:
             with self._engine.begin() as conn:
-                return conn.execute(statement).rowcount == 1
+                return conn.execute(self._begin_run, values).rowcount == 1
 
         return await self._run(work)
 
     async def finish_run(self, run: RunRecord) -> None:
-        values = {key: value for key, value in run.to_dict().items()
-                  if key not in ("duration_ms", "run_id")}  # fmt: skip
-        statement = update(runs).where(runs.c.run_id == run.run_id).values(**values)
-        await self._run(lambda: self._execute(statement))
+        values = {f"new_{field}": getattr(run, field) for field in RunRecord.__slots__}
+
+        def work() -> None:
+            with self._engine.begin() as conn:
+                conn.execute(self._finish_run, values)
+
+        await self._run(work)
 
     async def fire_runs(self, task_id: str, scheduled_at_ms: int, target: str) -> list[RunRecord]:
         statement = (
