@@ -30,7 +30,7 @@ from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.errors import CronwardenError, ManifestError
 from cronwarden.interfaces.api.app import create_app
 from cronwarden.manifest import LoadResult, Manifest, load_manifest
-from cronwarden.ports import Bus, Clock
+from cronwarden.ports import Bus, Clock, Lock
 from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact_url
 from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
@@ -120,9 +120,17 @@ def backend_names(directory: Path) -> dict[str, str]:
     return {
         "store": f"sqlite {directory / 'state.db'}",
         "bus": f"redis streams {redact_url(url)}" if url else "in-process",
-        "lock": "in-process",
+        "lock": "redis (in-process while Redis is down)" if url else "in-process",
         "kill_switch": "sqlite (state folder)",
     }
+
+
+def shared_lock(bus: Bus, clock: Clock) -> Lock:
+    """The claims of fires: in Redis beside a Redis bus (spec 000's ``SET NX PX``, the
+    in-process lock behind it while Redis cannot be reached), else in-process."""
+    if not isinstance(bus, RedisStreamBus):
+        return MemoryLock(clock)
+    return FallbackLock(RedisLock(bus.client), MemoryLock(clock), clock)
 
 
 def overlap_leases(bus: Bus, clock: Clock) -> OverlapLeases | None:
@@ -131,8 +139,7 @@ def overlap_leases(bus: Bus, clock: Clock) -> OverlapLeases | None:
     worker's own bookkeeping is enough."""
     if not isinstance(bus, RedisStreamBus):
         return None
-    lock = FallbackLock(RedisLock(bus.client), MemoryLock(clock), clock)
-    return OverlapLeases(lock, clock, bus.settings.prefix, instance_name())
+    return OverlapLeases(shared_lock(bus, clock), clock, bus.settings.prefix, instance_name())
 
 
 async def _close_bus(bus: Bus) -> None:
@@ -223,18 +230,22 @@ async def run_scheduler(
     bus, _ = open_bus(result.manifest)
     await _prepare_bus(bus)
     triggers = bus.consume(TRIGGER_TOPIC, WORKER_GROUP, instance_name())  # before any fire
+    lock = shared_lock(bus, clock)
     dispatcher = Dispatcher(
         clock=clock,
-        lock=MemoryLock(clock),
+        lock=lock,
         bus=bus,
         kill_switch=controls,
         store=store,
         pauses=controls,
         owner=instance_name(),
+        prefix=bus.settings.prefix if isinstance(bus, RedisStreamBus) else DEFAULT_PREFIX,
         owner_gone=instance_gone,
     )
     runner = CronRunner(result.manifest, dispatcher, on_report=on_report)
     observe.health.next_fire_ms = runner.next_due_ms
+    observe.health.lock_mode = lambda: lock.mode
+    observe.health.shared_lock_down = lambda: isinstance(lock, FallbackLock) and lock.shared_down
     observe.task_class = runner.task_class
     await runner.record(_loaded_report(result, _ms(clock), "start", {}))
     reloader = Reloader(manifest_path, runner, clock)

@@ -80,3 +80,14 @@ def test_health_is_red_while_the_manifest_has_problems_or_a_reload_failed() -> N
                               details={"error": "not valid YAML"})  # fmt: skip
     health.observe(failed, 1)
     assert "manifest reload failed: not valid YAML" in health.snapshot(2)["problems"]
+
+
+def test_health_warns_while_claims_fell_back_to_this_process_and_stays_green() -> None:
+    down = [True]
+    health = CronHealth(started_ms=0, lock_mode=lambda: "local" if down[0] else "redis",
+                        shared_lock_down=lambda: down[0])  # fmt: skip
+    snapshot = health.snapshot(1)
+    assert (snapshot["status"], snapshot["lock_mode"]) == ("green", "local")
+    assert snapshot["warnings"][0].startswith("REDIS_LOCK_UNAVAILABLE: claims are held")
+    down[0] = False
+    assert (health.snapshot(2)["lock_mode"], health.snapshot(2)["warnings"]) == ("redis", [])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cronwarden.core.report import EventType, OperationsReport
+from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact_text
 
 NO_DISPATCH_RED_AFTER_MS = 15 * 60 * 1000
@@ -24,7 +25,6 @@ class CronHealth:
     started_ms: int
     task_count: int = 0
     manifest_problems: int = 0
-    lock_mode: str = "local"
     reload_failed: str = ""
     last_report_ms: int | None = None
     last_due_ms: int | None = None
@@ -33,6 +33,10 @@ class CronHealth:
     successful: int = 0
     failed: int = 0
     next_fire_ms: Callable[[], int | None] = field(default=lambda: None)
+    #: Where claims are held now (``redis`` or ``local``): the dispatcher's lock.
+    lock_mode: Callable[[], str] = field(default=lambda: "local")
+    #: Whether a configured shared lock cannot be reached (claims fell back to local).
+    shared_lock_down: Callable[[], bool] = field(default=lambda: False)
 
     def observe(self, report: OperationsReport, now_ms: int) -> None:
         self.last_report_ms = now_ms
@@ -71,6 +75,13 @@ class CronHealth:
             found.append("no dispatch in 15 minutes while tasks were due")
         return found
 
+    def warnings(self) -> list[str]:
+        """What is degraded without stopping dispatch (health stays green)."""
+        if self.shared_lock_down():
+            return [f"{ReasonCode.REDIS_LOCK_UNAVAILABLE}: claims are held in this process "
+                    "until Redis answers; safe for one instance only"]  # fmt: skip
+        return []
+
     def snapshot(self, now_ms: int) -> dict[str, Any]:
         problems = self.problems(now_ms)
         nxt = self.next_fire_ms()
@@ -80,7 +91,8 @@ class CronHealth:
             "uptime_s": round((now_ms - self.started_ms) / 1000, 3),
             "last_tick_ms": self.last_report_ms,
             "next_fire_ms": nxt,
-            "lock_mode": self.lock_mode,
+            "lock_mode": self.lock_mode(),
+            "warnings": self.warnings(),
             "task_count": self.task_count,
             "last_execution_ms": self.last_dispatch_ms,
             "total": self.total,
