@@ -62,3 +62,42 @@ def _ping_redis(url: str) -> None:
 def redis_url() -> str:
     """A Redis to test against (``CRONWARDEN_TEST_REDIS_URL``; default the machine's, db 15)."""
     return service_url("CRONWARDEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15", _ping_redis)
+
+
+def _ping_postgres(url: str) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL to test against (``CRONWARDEN_TEST_DATABASE_URL``; default the
+    machine's, database ``test``); each test makes a database of its own in it."""
+    default = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    return service_url("CRONWARDEN_TEST_DATABASE_URL", default, _ping_postgres)
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[str]:
+    """The URL of a fresh database, dropped after the test."""
+    import secrets
+
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+
+    name = f"cwtest_{secrets.token_hex(4)}"
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()

@@ -45,6 +45,7 @@ from cronwarden.workers.http import send as send_http
 LOGGER = logging.getLogger("cronwarden.app")
 STATE_DIR_ENV = "CRONWARDEN_STATE_DIR"
 REDIS_URL_ENV = "CRONWARDEN_REDIS_URL"
+DATABASE_URL_ENV = "CRONWARDEN_DATABASE_URL"
 REDIS_PREFIX_ENV = "CRONWARDEN_REDIS_PREFIX"
 WORKER_IDLE_ENV = "CRONWARDEN_WORKER_IDLE_S"
 #: The consumer group every worker of a deployment joins: each trigger runs on one.
@@ -72,7 +73,22 @@ def artifacts_dir(manifest_path: Path, manifest: Manifest | None) -> Path:
 
 
 def open_store(directory: Path) -> SqlStore:
-    return SqlStore(sqlite_url(directory))
+    """The store: PostgreSQL at ``$CRONWARDEN_DATABASE_URL`` when it is set (shared by
+    every instance), else ``state.db`` (SQLite) in ``directory``."""
+    url = database_url()
+    return SqlStore(url if url else sqlite_url(directory))
+
+
+def database_url() -> str | None:
+    """``$CRONWARDEN_DATABASE_URL`` with the driver cronwarden ships (``psycopg``) when
+    it names none: ``postgresql://…`` and ``postgres://…`` are taken as written."""
+    url = os.environ.get(DATABASE_URL_ENV)
+    if not url:
+        return None
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg://" + url.removeprefix(bare)
+    return url
 
 
 def shared_bus_url() -> str | None:
@@ -116,12 +132,14 @@ def _seconds_env(name: str, default: float) -> float:
 
 def backend_names(directory: Path) -> dict[str, str]:
     """Which backends this configuration uses, for ``status`` (credentials masked)."""
-    url = shared_bus_url()
+    url, database = shared_bus_url(), database_url()
     return {
-        "store": f"sqlite {directory / 'state.db'}",
+        "store": f"postgresql {redact_url(database)}"
+        if database
+        else f"sqlite {directory / 'state.db'}",
         "bus": f"redis streams {redact_url(url)}" if url else "in-process",
         "lock": "redis (in-process while Redis is down)" if url else "in-process",
-        "kill_switch": "sqlite (state folder)",
+        "kill_switch": "in the store",
     }
 
 

@@ -1,4 +1,5 @@
-"""The KillSwitch and Pauses contracts, run against every adapter: in memory and SQL."""
+"""The KillSwitch and Pauses contracts, run against every adapter: in memory, SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from cronwarden.testing import FakeClock
 AT = datetime(2026, 3, 6, 14, 30, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def controls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[KillSwitch, Pauses]]:
     if request.param == "memory":
         yield MemoryKillSwitch(), MemoryPauses()
         return
-    store = SqlStore(sqlite_url(tmp_path / "state"))
+    if request.param == "postgresql":
+        store = SqlStore(request.getfixturevalue("postgres_database"))
+    else:
+        store = SqlStore(sqlite_url(tmp_path / "state"))
     yield SqlKillSwitch(store), SqlPauses(store)
     store.close()
 

@@ -1,4 +1,5 @@
-"""The Store contract, run against every adapter: in memory and SQLite (SQLAlchemy Core)."""
+"""The Store contract, run against every adapter: in memory, SQLite and PostgreSQL (one
+SQLAlchemy Core code path; PostgreSQL a real server, a database per test)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.ports import DispatchRow, Outcome, RunRecord, Store
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "memory":
         yield MemoryStore()
         return
-    sql = SqlStore(sqlite_url(tmp_path / "state"))
+    if request.param == "postgresql":
+        sql = SqlStore(request.getfixturevalue("postgres_database"))
+    else:
+        sql = SqlStore(sqlite_url(tmp_path / "state"))
     yield sql
     sql.close()
 

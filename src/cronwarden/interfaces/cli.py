@@ -41,6 +41,7 @@ from cronwarden.adapters.system import SystemClock
 from cronwarden.app import (
     artifacts_dir,
     backend_names,
+    database_url,
     event_report,
     listen,
     open_store,
@@ -404,7 +405,7 @@ def status(
     directory = state_dir(manifest, _manifest_if_readable(manifest))
     daemon = _daemon_health(http)
     kill_switch, counts = KillSwitchState(active=False), dict[str, int]()
-    if (directory / "state.db").exists():
+    if _has_state(directory):
         kill_switch, counts = asyncio.run(_state_summary(directory))
     report = {
         "daemon": daemon,
@@ -482,10 +483,16 @@ def force_dispatch(
     typer.echo(line)
 
 
+def _has_state(directory: Path) -> bool:
+    """Whether there is state to read: a shared database, or ``state.db`` in
+    ``directory``."""
+    return database_url() is not None or (directory / "state.db").exists()
+
+
 def _read_state(directory: Path, read: Callable[[SqlStore], Coroutine[Any, Any, T]]) -> T | None:
     """``read`` from the state database in ``directory``; ``None`` when there is none yet
     (a read never creates one)."""
-    if not (directory / "state.db").exists():
+    if not _has_state(directory):
         return None
     store = open_store(directory)
     try:
@@ -565,7 +572,7 @@ def logs(
 ) -> None:
     """A run's output: its stdout, then its stderr (on stderr); --follow streams stdout."""
     directory = state_dir(manifest, _manifest_if_readable(manifest))
-    if not (directory / "state.db").exists():
+    if not _has_state(directory):
         raise CronwardenError(f"no runs recorded in {directory}", code="CRONWARDEN_UNKNOWN_RUN")
     store = open_store(directory)
     try:
@@ -631,7 +638,7 @@ def list_tasks(
 async def _task_rows(manifest: Manifest, directory: Path) -> list[dict[str, object]]:
     summaries: dict[str, dict[str, object]] = {}
     paused: set[str] = set()
-    if (directory / "state.db").exists():
+    if _has_state(directory):
         store = open_store(directory)
         try:
             summaries = dict(await store.task_summaries())
@@ -790,7 +797,7 @@ def _exit_code(run: RunRecord) -> int:
 
 async def _dry_run(manifest: Manifest, task: TaskSpec, now: datetime, directory: Path) -> list[str]:
     kill_switch_on, paused = False, False
-    if (directory / "state.db").exists():
+    if _has_state(directory):
         store = open_store(directory)
         try:
             kill_switch_on = (await SqlKillSwitch(store).state()).active
