@@ -21,6 +21,7 @@ from typing import Any
 from cronwarden.core.pipeline import lock_key, suppression
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.errors import BackendUnavailable, CronwardenError
+from cronwarden.failpoints import failpoint
 from cronwarden.manifest.model import QuietHours, TaskSpec
 from cronwarden.ports import Bus, Clock, DispatchRow, KillSwitch, Lock, Outcome, Pauses, Store
 from cronwarden.reasons import ReasonCode
@@ -128,6 +129,8 @@ class Dispatcher:
             rows = [self._row(fires[i]) for i in passing]
             try:
                 committed = await self.store.commit_dispatches(rows, self._now_ms())
+                if any(committed):
+                    failpoint("after-commit")
             except CronwardenError as err:
                 committed = [False] * len(passing)
                 _fail_open(verdicts, err)
@@ -259,6 +262,8 @@ class Dispatcher:
         """Claim every fire and apply the rules; the indexes of the fires to commit."""
         keys = [lock_key(self.prefix, f.task.task_id, f.scheduled_at_ms) for f in fires]
         claims = await self.lock.claim_many(keys, self.owner, self.claim_ttl_ms)
+        if any(claims):
+            failpoint("after-claim")
         kill_switch_on = (await self.kill_switch.state()).active
         paused = await self.pauses.paused_tasks()
         passing: list[int] = []

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from cronwarden.failpoints import failpoint
+
 #: How much of the end of stdout and stderr a run record keeps.
 TAIL_BYTES = 4096
 
@@ -93,6 +95,7 @@ async def run_command(
                 start_new_session=True)  # fmt: skip
         except OSError as failure:  # not found, not executable, bad cwd
             return await _result(out_dir, "failed", None, started, f"cannot start: {failure}")
+        failpoint("mid-run")
         try:
             code = await asyncio.wait_for(process.wait(), timeout_s)
         except TimeoutError:
