@@ -231,6 +231,10 @@ class Store(Protocol):
         (the outbox), oldest instant first."""
         ...
 
+    async def committed(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of ``keys`` (``(task_id, scheduled_at_ms)``) have a dispatch row."""
+        ...
+
     async def adopt(self, row: DispatchRow, owner: str, now_ms: int) -> bool:
         """Take over an open row as ``owner``; ``True`` for exactly one caller, and only
         while the row is open, held by ``row.owner`` and untouched since it was read."""

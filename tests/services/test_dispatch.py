@@ -188,3 +188,42 @@ def test_a_paused_task_is_suppressed_and_recorded() -> None:
         EventType.SUPPRESSED,
         ReasonCode.CRON_RUNNER_TASK_PAUSED,
     )
+
+
+def test_a_fire_claimed_by_an_instance_that_died_before_committing_is_taken_over() -> None:
+    clock, store = FakeClock(NINE), MemoryStore()
+    lock = MemoryLock(clock)
+    survivor = memory_dispatcher(clock, lock=lock, store=store, owner="b")
+    key = f"cronwarden:fire:daily_pnl_reconcile:{NINE_UTC_MS}"
+
+    async def scenario() -> list[OperationsReport]:
+        assert await lock.claim(key, "a", 5_000)  # a claimed it, then died
+        lost = await survivor.fire(_task(), NINE_UTC_MS, "tr_1", ())
+        assert lost.reason_code == ReasonCode.CRON_RUNNER_DUPLICATE_FIRE
+        grace = {"daily_pnl_reconcile": 30_000.0}
+        assert await survivor.retake(grace, ()) == []  # a's claim still holds
+        clock.advance(5.5)
+        return await survivor.retake(grace, ())
+
+    (taken,) = asyncio.run(scenario())
+    assert (taken.event_type, taken.details["taken_over"]) == (EventType.DISPATCHED, True)
+    assert taken.trace_id == "tr_1"
+    assert len(survivor.bus.messages[TRIGGER_TOPIC]) == 1  # type: ignore[attr-defined]
+
+
+def test_a_true_duplicate_and_a_fire_past_its_grace_are_not_taken_over() -> None:
+    clock, store = FakeClock(NINE), MemoryStore()
+    lock = MemoryLock(clock)
+    winner = memory_dispatcher(clock, lock=lock, store=store, owner="a")
+    loser = memory_dispatcher(clock, lock=lock, store=store, owner="b")
+
+    async def scenario() -> tuple[list[OperationsReport], list[OperationsReport]]:
+        await winner.fire(_task(), NINE_UTC_MS, "tr_1", ())  # claimed and committed
+        await loser.fire(_task(), NINE_UTC_MS, "tr_1", ())
+        await lock.claim(f"cronwarden:fire:late:{NINE_UTC_MS}", "a", 5_000)  # a died
+        await loser.fire(_task(task_id="late"), NINE_UTC_MS, "tr_2", ())
+        clock.advance(6)
+        committed = await loser.retake({"daily_pnl_reconcile": 30_000.0}, ())
+        return committed, await loser.retake({"late": 1_000.0}, ())  # its grace is over
+
+    assert asyncio.run(scenario()) == ([], [])

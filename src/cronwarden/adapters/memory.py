@@ -190,6 +190,9 @@ class MemoryStore:
         ]
         return sorted(rows, key=lambda row: row.scheduled_at_ms)
 
+    async def committed(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        return {key for key in keys if key in self._rows}
+
     async def adopt(self, row: DispatchRow, owner: str, now_ms: int) -> bool:
         key = (row.task_id, row.scheduled_at_ms)
         current = self._rows.get(key)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +53,12 @@ class Fire:
     trace_id: str
     forced: Mapping[str, str] | None = None
     catch_up: bool = False
+    #: Tried again after another instance held its claim and never committed it.
+    takeover: bool = False
+
+
+#: How long after a claim's TTL a contested fire is looked at again.
+TAKEOVER_MARGIN_MS = 500
 
 
 class InFlight:
@@ -90,6 +96,9 @@ class Dispatcher:
     owner_gone: Callable[[str], bool] = field(default=lambda owner: False)
     #: Fires between commit and settle in this instance, whose claims it keeps renewing.
     in_flight: set[tuple[str, int]] = field(default_factory=set, init=False)
+    #: Fires whose claim another instance held, to look at again once it lapsed: if that
+    #: instance died before committing, nobody else would dispatch them.
+    contested: dict[tuple[str, int], tuple[Fire, int]] = field(default_factory=dict, init=False)
 
     async def fire(
         self,
@@ -271,6 +280,9 @@ class Dispatcher:
         for i, (fire, claimed) in enumerate(zip(fires, claims, strict=True)):
             reason: ReasonCode | None
             if not claimed:
+                self._contest(fire)
+                if fire.takeover:
+                    continue  # still held: looked at again later, reported once already
                 reason = ReasonCode.CRON_RUNNER_DUPLICATE_FIRE
             elif fire.forced is None and fire.task.task_id in paused:
                 reason = ReasonCode.CRON_RUNNER_TASK_PAUSED
@@ -285,6 +297,35 @@ class Dispatcher:
             else:
                 verdicts[i] = _Verdict(EventType.SUPPRESSED, reason)
         return passing
+
+    def _contest(self, fire: Fire) -> None:
+        if fire.forced is None:
+            again_at = self._now_ms() + self.claim_ttl_ms + TAKEOVER_MARGIN_MS
+            self.contested[(fire.task.task_id, fire.scheduled_at_ms)] = (
+                replace(fire, takeover=True),
+                again_at,
+            )
+
+    async def retake(
+        self, grace_ms: Mapping[str, float], windows: Sequence[QuietHours]
+    ) -> list[OperationsReport]:
+        """Fires another instance claimed and never committed: once the claim had time
+        to lapse, dispatch those still inside their grace (that instance died between
+        its claim and its commit). A fire with a committed row was a true duplicate."""
+        now_ms = self._now_ms()
+        due = [key for key, (_, again_at) in self.contested.items() if again_at <= now_ms]
+        fires = {key: self.contested.pop(key)[0] for key in due}
+        live = {key: fire for key, fire in fires.items()
+                if key[0] in grace_ms and now_ms - key[1] <= grace_ms[key[0]]}  # fmt: skip
+        if not live:
+            return []
+        committed = await self.store.committed(list(live))
+        orphans = [fire for key, fire in live.items() if key not in committed]
+        if not orphans:
+            return []
+        LOGGER.warning("%d fire(s) claimed by an instance that never committed them: "
+                       "taking them over", len(orphans))  # fmt: skip
+        return await self.fire_batch(orphans, windows)
 
     def _row(self, fire: Fire) -> DispatchRow:
         return DispatchRow(fire.task.task_id, fire.scheduled_at_ms, fire.trace_id, self.owner,
@@ -348,6 +389,8 @@ class Dispatcher:
             details = {"forced": True, **fire.forced, **details}
         if fire.catch_up:
             details = {"catch_up": True, **details}
+        if fire.takeover:
+            details = {"taken_over": True, **details}
         dispatched = verdict.event is EventType.DISPATCHED
         return OperationsReport(
             event_type=verdict.event,

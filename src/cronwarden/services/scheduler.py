@@ -223,10 +223,12 @@ class CronRunner:
         return pruned
 
     async def recover(self) -> list[OperationsReport]:
-        """Settle fires that an instance committed and never settled (the outbox)."""
+        """Settle fires that an instance committed and never settled (the outbox), and
+        dispatch those it claimed and never committed."""
         grace = {tid: task.misfire_grace_s * 1000 for tid, task in self._tasks.items()}
         orphaned_after_ms = 2 * self._dispatcher.claim_ttl_ms
         reports = await self._dispatcher.recover(grace, orphaned_after_ms)
+        reports += await self._dispatcher.retake(grace, self._manifest.quiet_hours)
         return await self._seen(reports)
 
     async def tick(self) -> list[OperationsReport]:

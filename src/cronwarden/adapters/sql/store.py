@@ -202,6 +202,19 @@ class SqlStore:
 
         return await self._run(work)
 
+    async def committed(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        if not keys:
+            return set()
+        statement = select(dispatches.c.task_id, dispatches.c.scheduled_at_ms).where(
+            tuple_(dispatches.c.task_id, dispatches.c.scheduled_at_ms).in_(list(keys))
+        )
+
+        def work() -> set[tuple[str, int]]:
+            with self._engine.connect() as conn:
+                return {(task_id, at) for task_id, at in conn.execute(statement)}
+
+        return await self._run(work)
+
     async def adopt(self, row: DispatchRow, owner: str, now_ms: int) -> bool:
         statement = (
             update(dispatches)
