@@ -15,13 +15,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from fleet import logging_task
 from private_redis import PrivateRedis
 from redis import Redis
-
-JOB = (
-    "import os, sys\n"
-    "open(sys.argv[1], 'a').write(os.environ['CRONWARDEN_SCHEDULED_AT'] + chr(10))\n"
-)
 
 
 def _claimed_by(redis: PrivateRedis, holder: str) -> int:
@@ -41,14 +37,7 @@ def _scenario(tmp_path: Path, redis: PrivateRedis, database: str, point: str
               ) -> tuple[list[dict[str, Any]], list[str], int]:  # fmt: skip
     """A scheduler armed with ``point`` and a healthy one start together; the reports,
     the instants the job ran for, and the instant the armed one died on."""
-    log = tmp_path / "ran.log"
-    (tmp_path / "job.py").write_text(JOB)
-    manifest = tmp_path / "cronwarden.yaml"
-    manifest.write_text(
-        f"targets: {{job: {{type: command, command: ['{sys.executable}', "
-        f"'{tmp_path / 'job.py'}', '{log}']}}}}\n"
-        "tasks: [{task_id: tick, cron: '*/2 * * * * *', targets: [job], task_class: health}]\n"
-    )
+    manifest, log = logging_task(tmp_path, "*/2 * * * * *")
 
     def env(host: str, **extra: str) -> dict[str, str]:
         return {**os.environ, "CRONWARDEN_REDIS_URL": redis.url,

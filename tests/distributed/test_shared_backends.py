@@ -11,24 +11,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from fleet import logging_task
 from private_redis import PrivateRedis
-
-JOB = (
-    "import os, sys; open(sys.argv[1], 'a').write(os.environ['CRONWARDEN_SCHEDULED_AT'] + chr(10))"
-)
 
 
 def test_two_hosts_on_redis_and_postgresql_dispatch_and_run_each_instant_once(
     tmp_path: Path, private_redis: PrivateRedis, postgres_database: str
 ) -> None:
-    log = tmp_path / "ran.log"
-    (tmp_path / "job.py").write_text(JOB)
-    manifest = tmp_path / "cronwarden.yaml"
-    manifest.write_text(
-        f"targets: {{job: {{type: command, command: ['{sys.executable}', "
-        f"'{tmp_path / 'job.py'}', '{log}']}}}}\n"
-        "tasks: [{task_id: tick, cron: '* * * * * *', targets: [job], task_class: health}]\n"
-    )
+    manifest, log = logging_task(tmp_path, "* * * * * *")
     hosts = []
     for host in ("a", "b"):
         env = {**os.environ, "CRONWARDEN_REDIS_URL": private_redis.url,
@@ -53,12 +43,15 @@ def test_two_hosts_on_redis_and_postgresql_dispatch_and_run_each_instant_once(
     dispatched = Counter(r["fired_at_ms"] for r in reports
                          if r["event_type"] == "CRON_TASK_DISPATCHED")  # fmt: skip
     assert len(dispatched) >= 4 and set(dispatched.values()) == {1}
-    runs = [r for r in read("runs", "tick") if r["status"] != "running"]
-    ran = Counter(r["scheduled_at_ms"] for r in runs)
-    assert set(ran.values()) == {1}, ran  # never twice
-    assert set(ran) <= set(dispatched) and len(ran) >= len(dispatched) - 1  # the last may be cut
+    runs = read("runs", "tick")
+    succeeded = Counter(r["scheduled_at_ms"] for r in runs if r["status"] == "succeeded")
+    assert set(succeeded.values()) == {1}, succeeded  # never twice
+    assert set(succeeded) <= set(dispatched)
+    assert len(succeeded) >= len(dispatched) - 2  # the stop may cut the last ones short
+    stopped = sum(r["status"] in ("cancelled", "running") for r in runs)
     lines = log.read_text().splitlines()
-    assert len(lines) == len(set(lines)) == len(runs)
+    assert len(lines) == len(set(lines))  # no instant's job ran twice
+    assert len(succeeded) <= len(lines) <= len(succeeded) + stopped
     status = subprocess.run([sys.executable, "-m", "cronwarden", "status", "--json", "--http",
                              "off", "--manifest", str(manifest)], env=env, capture_output=True,
                             text=True, check=True, timeout=60)  # fmt: skip
