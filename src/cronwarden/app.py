@@ -22,6 +22,7 @@ from cronwarden.adapters.memory import LocalBus, MemoryLock
 from cronwarden.adapters.notify import AppriseNotifier
 from cronwarden.adapters.redis_bus import DEFAULT_PREFIX, RedisStreamBus, StreamSettings
 from cronwarden.adapters.redis_client import connect as connect_redis
+from cronwarden.adapters.redis_killswitch import RedisKillSwitch
 from cronwarden.adapters.redis_lock import RedisLock
 from cronwarden.adapters.sql.controls import Cached, SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
@@ -30,7 +31,7 @@ from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.errors import CronwardenError, ManifestError
 from cronwarden.interfaces.api.app import create_app
 from cronwarden.manifest import LoadResult, Manifest, load_manifest
-from cronwarden.ports import Bus, Clock, Lock
+from cronwarden.ports import Bus, Clock, KillSwitch, Lock
 from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact_url
 from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
@@ -139,8 +140,33 @@ def backend_names(directory: Path) -> dict[str, str]:
         else f"sqlite {directory / 'state.db'}",
         "bus": f"redis streams {redact_url(url)}" if url else "in-process",
         "lock": "redis (in-process while Redis is down)" if url else "in-process",
-        "kill_switch": "in the store",
+        "kill_switch": "redis, kept in the store too" if url else "in the store",
     }
+
+
+def open_kill_switch(store: SqlStore, clock: Clock, bus: Bus) -> KillSwitch:
+    """The daemon's kill switch: in Redis beside a shared bus (every instance sees a
+    change at its next read), kept in the store too so that a Redis restart cannot
+    forget it; else in the store."""
+    durable = SqlKillSwitch(store)
+    if not isinstance(bus, RedisStreamBus):
+        return durable
+    return RedisKillSwitch(bus.client, bus.settings.prefix, durable, clock)
+
+
+@contextlib.asynccontextmanager
+async def operator_kill_switch(store: SqlStore, clock: Clock) -> AsyncIterator[KillSwitch]:
+    """The kill switch as the CLI reads and sets it: the one the daemons read."""
+    url = shared_bus_url()
+    if url is None:
+        yield SqlKillSwitch(store)
+        return
+    client = connect_redis(url)
+    prefix = os.environ.get(REDIS_PREFIX_ENV, DEFAULT_PREFIX)
+    try:
+        yield RedisKillSwitch(client, prefix, SqlKillSwitch(store), clock)
+    finally:
+        await client.aclose()
 
 
 def shared_lock(bus: Bus, clock: Clock) -> Lock:
@@ -244,8 +270,8 @@ async def run_scheduler(
     namespace = str(result.manifest.metrics.get("namespace", "cronwarden"))
     observe = Observers(clock, namespace, on_report)
     on_report = observe.report
-    controls = Cached(SqlKillSwitch(store), SqlPauses(store), clock)
     bus, _ = open_bus(result.manifest)
+    controls = Cached(open_kill_switch(store, clock, bus), SqlPauses(store), clock)
     await _prepare_bus(bus)
     triggers = bus.consume(TRIGGER_TOPIC, WORKER_GROUP, instance_name())  # before any fire
     lock = shared_lock(bus, clock)

@@ -1,25 +1,28 @@
-"""The KillSwitch and Pauses contracts, run against every adapter: in memory, SQLite and
-PostgreSQL."""
+"""The KillSwitch and Pauses contracts, run against every adapter: in memory, SQLite,
+PostgreSQL, and the kill switch in Redis (kept in SQLite too)."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from cronwarden.adapters.memory import MemoryKillSwitch, MemoryPauses
+from cronwarden.adapters.redis_killswitch import RedisKillSwitch
 from cronwarden.adapters.sql.controls import Cached, SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
-from cronwarden.ports import KillSwitch, Pauses
+from cronwarden.ports import KillSwitch, KillSwitchState, Pauses
 from cronwarden.testing import FakeClock
 
 AT = datetime(2026, 3, 6, 14, 30, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql", "redis"])
 def controls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[KillSwitch, Pauses]]:
     if request.param == "memory":
         yield MemoryKillSwitch(), MemoryPauses()
@@ -28,8 +31,32 @@ def controls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[K
         store = SqlStore(request.getfixturevalue("postgres_database"))
     else:
         store = SqlStore(sqlite_url(tmp_path / "state"))
-    yield SqlKillSwitch(store), SqlPauses(store)
+    if request.param == "redis":
+        # one client per event loop: each scenario runs in its own asyncio.run
+        switch: KillSwitch = _RedisPerLoop(request.getfixturevalue("redis_url"), store)
+    else:
+        switch = SqlKillSwitch(store)
+    yield switch, SqlPauses(store)
     store.close()
+
+
+class _RedisPerLoop:
+    """A :class:`RedisKillSwitch` under a prefix of its own, on a client per call."""
+
+    def __init__(self, url: str, store: SqlStore) -> None:
+        self._url, self._store = url, store
+        self._prefix = f"cwtest-{secrets.token_hex(4)}"
+
+    async def state(self) -> KillSwitchState:
+        async with Redis.from_url(self._url) as client:
+            return await self._switch(client).state()
+
+    async def set(self, active: bool, actor: str, reason: str, at: datetime) -> KillSwitchState:
+        async with Redis.from_url(self._url) as client:
+            return await self._switch(client).set(active, actor, reason, at)
+
+    def _switch(self, client: Redis) -> RedisKillSwitch:
+        return RedisKillSwitch(client, self._prefix, SqlKillSwitch(self._store), FakeClock())
 
 
 def test_the_kill_switch_starts_off_and_records_each_change(

@@ -35,7 +35,7 @@ from rich.table import Table
 
 from cronwarden._version import __version__
 from cronwarden.adapters.notify import AppriseNotifier
-from cronwarden.adapters.sql.controls import SqlKillSwitch, SqlPauses
+from cronwarden.adapters.sql.controls import SqlPauses
 from cronwarden.adapters.sql.store import SqlStore
 from cronwarden.adapters.system import SystemClock
 from cronwarden.app import (
@@ -45,6 +45,7 @@ from cronwarden.app import (
     event_report,
     listen,
     open_store,
+    operator_kill_switch,
     run_scheduler,
     run_worker,
     shared_bus_url,
@@ -447,7 +448,7 @@ async def _state_summary(directory: Path) -> tuple[KillSwitchState, dict[str, in
     store = open_store(directory)
     try:
         since = _ms(datetime.now(UTC)) - 86_400_000
-        return await SqlKillSwitch(store).state(), await store.event_counts(since)
+        return await _kill_switch_state(store), await store.event_counts(since)
     finally:
         store.close()
 
@@ -708,7 +709,7 @@ EXIT_TIMED_OUT, EXIT_NOT_STARTED, EXIT_CANCELLED = 124, 127, 130
 
 
 async def _run_now(manifest: Manifest, task: TaskSpec, store: SqlStore, path: Path) -> int:
-    if task.task_class is TaskClass.TRADING and (await SqlKillSwitch(store).state()).active:
+    if task.task_class is TaskClass.TRADING and (await _kill_switch_state(store)).active:
         raise CronwardenError(f"{task.task_id} is a trading task and the kill switch is on",
                               code=str(ReasonCode.KILL_SWITCH_ACTIVE))  # fmt: skip
     console = Console(stderr=True)
@@ -800,7 +801,7 @@ async def _dry_run(manifest: Manifest, task: TaskSpec, now: datetime, directory:
     if _has_state(directory):
         store = open_store(directory)
         try:
-            kill_switch_on = (await SqlKillSwitch(store).state()).active
+            kill_switch_on = (await _kill_switch_state(store)).active
             paused = await SqlPauses(store).paused(task.task_id)
         finally:
             store.close()
@@ -877,7 +878,8 @@ def killswitch_off(
 
 def _set_kill_switch(manifest: Path, active: bool, actor: str, why: str) -> None:
     async def action(store: SqlStore, now: datetime) -> str:
-        state = await SqlKillSwitch(store).set(active, actor, why, now)
+        async with operator_kill_switch(store, SystemClock()) as switch:
+            state = await switch.set(active, actor, why, now)
         event, code = (
             (EventType.KILL_SWITCH_CHANGED, ReasonCode.KILL_SWITCH_ACTIVE)
             if active
@@ -898,7 +900,7 @@ def killswitch_status(
     """Show whether the kill switch is on, who set it, why and when."""
 
     async def action(store: SqlStore, now: datetime) -> str:
-        state = await SqlKillSwitch(store).state()
+        state = await _kill_switch_state(store)
         if as_json:
             changed = state.changed_at.isoformat() if state.changed_at else None
             return json.dumps({"active": state.active, "actor": state.actor,
@@ -906,6 +908,11 @@ def killswitch_status(
         return _kill_switch_line(state)
 
     _control(manifest, action)
+
+
+async def _kill_switch_state(store: SqlStore) -> KillSwitchState:
+    async with operator_kill_switch(store, SystemClock()) as switch:
+        return await switch.state()
 
 
 def _kill_switch_line(state: KillSwitchState) -> str:

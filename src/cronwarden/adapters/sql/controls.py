@@ -9,7 +9,7 @@ from datetime import datetime
 
 from cronwarden.adapters.sql.store import SqlStore
 from cronwarden.errors import BackendUnavailable
-from cronwarden.ports import Clock, KillSwitchState
+from cronwarden.ports import Clock, KillSwitch, KillSwitchState
 
 KILL_SWITCH = "kill_switch"
 PAUSE_PREFIX = "pause:"
@@ -68,7 +68,7 @@ class Cached:
     """
 
     def __init__(
-        self, kill_switch: SqlKillSwitch, pauses: SqlPauses, clock: Clock, ttl_s: float = 0.5
+        self, kill_switch: KillSwitch, pauses: SqlPauses, clock: Clock, ttl_s: float = 0.5
     ) -> None:
         self._kill_switch, self._pauses, self._clock, self._ttl = kill_switch, pauses, clock, ttl_s
         self._state: tuple[float, KillSwitchState] | None = None
