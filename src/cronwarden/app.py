@@ -73,11 +73,12 @@ def artifacts_dir(manifest_path: Path, manifest: Manifest | None) -> Path:
     return state_dir(manifest_path, manifest) / "artifacts"
 
 
-def open_store(directory: Path) -> SqlStore:
+def open_store(directory: Path, *, upgrade: bool = True) -> SqlStore:
     """The store: PostgreSQL at ``$CRONWARDEN_DATABASE_URL`` when it is set (shared by
-    every instance), else ``state.db`` (SQLite) in ``directory``."""
+    every instance), else ``state.db`` (SQLite) in ``directory``; its schema brought up
+    to date unless not ``upgrade``."""
     url = database_url()
-    return SqlStore(url if url else sqlite_url(directory))
+    return SqlStore(url if url else sqlite_url(directory), upgrade=upgrade)
 
 
 def database_url() -> str | None:

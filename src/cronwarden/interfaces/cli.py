@@ -36,7 +36,8 @@ from rich.table import Table
 from cronwarden._version import __version__
 from cronwarden.adapters.notify import AppriseNotifier
 from cronwarden.adapters.sql.controls import SqlPauses
-from cronwarden.adapters.sql.store import SqlStore
+from cronwarden.adapters.sql.migrate import HEAD, upgrade_sql
+from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.adapters.system import SystemClock
 from cronwarden.app import (
     artifacts_dir,
@@ -820,6 +821,8 @@ async def _dry_run(manifest: Manifest, task: TaskSpec, now: datetime, directory:
 
 killswitch_app = typer.Typer(help="The kill switch: suppresses trading tasks while on.")
 app.add_typer(killswitch_app, name="killswitch")
+db_app = typer.Typer(help="The state database's schema (SQLite, or $CRONWARDEN_DATABASE_URL).")
+app.add_typer(db_app, name="db")
 
 ManifestOption = Annotated[Path, typer.Option("--manifest", help="Whose state to change.")]
 ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (default: $USER).")]
@@ -975,6 +978,45 @@ def _manifest_if_readable(path: Path) -> Manifest | None:
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    manifest: Annotated[Path, typer.Option("--manifest", help="Whose state.")] = DEFAULT_MANIFEST,
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print the SQL of every migration instead of applying it.")
+    ] = False,
+) -> None:
+    """Apply the schema migrations the state database lacks (``start`` does too)."""
+    directory = state_dir(manifest, _manifest_if_readable(manifest))
+    if sql:
+        typer.echo(upgrade_sql(database_url() or sqlite_url(directory)), nl=False)
+        return
+    store = open_store(directory, upgrade=False)
+    try:
+        before, after = store.upgrade()
+    finally:
+        store.close()
+    where = backend_names(directory)["store"]
+    if before == after:
+        typer.echo(f"{where}: already at revision {after} (the newest)")
+    else:
+        typer.echo(f"{where}: upgraded from revision {before or '(none)'} to {after}")
+
+
+@db_app.command("current")
+def db_current(
+    manifest: Annotated[Path, typer.Option("--manifest", help="Whose state.")] = DEFAULT_MANIFEST,
+) -> None:
+    """Show the revision the state database is at, and the newest this build knows."""
+    directory = state_dir(manifest, _manifest_if_readable(manifest))
+    store = open_store(directory, upgrade=False)
+    try:
+        revision = store.revision()
+    finally:
+        store.close()
+    behind = "" if revision == HEAD else " (behind: run `cronwarden db upgrade`)"
+    typer.echo(f"revision {revision or '(none)'}; newest {HEAD}{behind}")
 
 
 def main() -> None:

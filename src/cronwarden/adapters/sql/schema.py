@@ -1,4 +1,6 @@
-"""Tables of the SQL store. ``(task_id, scheduled_at_ms)`` is unique: the commit point."""
+"""Tables of the SQL store. ``(task_id, scheduled_at_ms)`` is unique: the commit point.
+
+A change here is a new migration in ``migrations/versions`` (a test compares the two)."""
 
 from __future__ import annotations
 
@@ -19,10 +21,6 @@ metadata = MetaData()
 #: Row ids: 64-bit on PostgreSQL (100,000 fires a minute would exhaust 32 bits in weeks);
 #: SQLite's rowid is 64-bit already and autoincrements only as INTEGER.
 RowId = BigInteger().with_variant(Integer(), "sqlite")
-
-#: Bumped when a table changes shape; :func:`cronwarden.adapters.sql.store.SqlStore`
-#: upgrades an older database when it opens it.
-SCHEMA_VERSION = 3
 
 dispatches = Table(
     "dispatches",
@@ -92,10 +90,3 @@ runs = Table(
     UniqueConstraint("task_id", "scheduled_at_ms", "target", "attempt", name="uq_run_key"),
 )
 Index("ix_runs_task_time", runs.c.task_id, runs.c.started_at_ms)
-
-meta = Table(
-    "cronwarden_meta",
-    metadata,
-    Column("key", String(64), primary_key=True),  # "schema_version"
-    Column("value", String(255), nullable=False),
-)

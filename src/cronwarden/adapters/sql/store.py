@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,24 +27,16 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    inspect,
     select,
-    text,
     tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from cronwarden.adapters.sql.schema import (
-    SCHEMA_VERSION,
-    controls,
-    dispatches,
-    meta,
-    metadata,
-    reports,
-    runs,
-)
+from cronwarden.adapters.sql import migrate
+from cronwarden.adapters.sql.migrate import ensure_current
+from cronwarden.adapters.sql.schema import controls, dispatches, reports, runs
 from cronwarden.errors import BackendUnavailable
 from cronwarden.ports import DispatchRow, Outcome, RunRecord
 
@@ -65,14 +56,25 @@ def sqlite_url(state_dir: Path) -> str:
 class SqlStore:
     """Dispatch rows and the report log in one SQL database."""
 
-    def __init__(self, url: str) -> None:
-        self._engine: Engine = create_engine(url)
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        """Open the database at ``url``, applying the migrations it lacks unless not
+        ``upgrade`` (then :meth:`upgrade` does, on demand)."""
         # A local SQLite file answers in tens of microseconds: a thread hop costs more
-        # than it saves. A database across a network is called from a worker thread.
+        # than it saves. A database across a network is called from a worker thread,
+        # and each pooled connection is checked before use: after the server restarted,
+        # a dead one is replaced instead of failing the call.
         self._inline = url.startswith("sqlite")
+        self._engine: Engine = create_engine(url, pool_pre_ping=not self._inline)
         if self._inline:
             event.listen(self._engine, "connect", _sqlite_pragmas)
-        _upgrade(self._engine)
+        if upgrade:
+            try:
+                ensure_current(self._engine)
+            except DBAPIError as err:
+                self._engine.dispose()
+                raise BackendUnavailable(
+                    f"store: cannot open the state database: {err.orig}"
+                ) from err
         dialect = self._engine.dialect
         insert_of = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
         self._insert = insert_of
@@ -96,6 +98,21 @@ class SqlStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def upgrade(self) -> tuple[str | None, str | None]:
+        """Apply the migrations the database lacks; its revision before and after."""
+        try:
+            return migrate.upgrade(self._engine)
+        except DBAPIError as err:
+            raise BackendUnavailable(f"store: the upgrade failed: {err.orig}") from err
+
+    def revision(self) -> str | None:
+        """The migration the database is at (``None``: never migrated)."""
+        try:
+            with self._engine.connect() as conn:
+                return migrate.current(conn)
+        except DBAPIError as err:
+            raise BackendUnavailable(f"store: {err.orig}") from err
 
     async def _run(self, work: Callable[[], T]) -> T:
         try:
@@ -490,77 +507,6 @@ def _report_params(report: Mapping[str, Any], recorded_at_ms: int) -> dict[str, 
         "fired_at_ms": report.get("fired_at_ms"),
         "recorded_at_ms": recorded_at_ms,
         "body": json.dumps(report, default=str),
-    }
-
-
-#: The PostgreSQL advisory lock that lets one instance at a time bring the schema up.
-_SCHEMA_LOCK = 0x63726F6E  # "cron"
-
-
-def _upgrade(engine: Engine, attempts: int = 5) -> None:
-    """:func:`_upgrade_once`, one process at a time: on PostgreSQL under an advisory
-    lock; on SQLite again when another process starting at the same moment (a
-    scheduler and its workers) was creating the same tables."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_SCHEMA_LOCK})")
-            try:
-                _upgrade_once(engine)
-            finally:
-                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_SCHEMA_LOCK})")
-        return
-    for attempt in range(1, attempts + 1):
-        try:
-            _upgrade_once(engine)
-            return
-        except OperationalError:
-            if attempt == attempts:
-                raise
-            time.sleep(0.1 * attempt)
-
-
-def _upgrade_once(engine: Engine) -> None:
-    """Create the tables, bringing a database written by an earlier build up to date.
-
-    Before version 2 a dispatch row had a ``published`` flag and no heartbeat: its rows
-    are copied into the new shape (published → ``outcome: published``, the rest open).
-    """
-    names = inspect(engine).get_table_names()
-    if "dispatches" in names:
-        columns = {column["name"] for column in inspect(engine).get_columns("dispatches")}
-        if "touched_at_ms" not in columns:
-            with engine.begin() as conn:
-                old = [dict(row._mapping) for row in conn.execute(select(text("*")).select_from(
-                    text("dispatches")))]  # fmt: skip
-                conn.execute(text("DROP TABLE dispatches"))
-                dispatches.create(conn)
-                if old:
-                    conn.execute(insert(dispatches), [_upgraded(row) for row in old])
-    if "runs" in names:  # version 3: a run records the deliveries of its trigger
-        columns = {column["name"] for column in inspect(engine).get_columns("runs")}
-        if "deliveries" not in columns:
-            with engine.begin() as conn:
-                conn.execute(
-                    text("ALTER TABLE runs ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 1")
-                )
-    metadata.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(delete(meta).where(meta.c.key == "schema_version"))
-        conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-
-
-def _upgraded(row: dict[str, Any]) -> dict[str, Any]:
-    outcome = row.get("outcome") or ("published" if row.get("published") else None)
-    return {
-        "task_id": row["task_id"],
-        "scheduled_at_ms": row["scheduled_at_ms"],
-        "trace_id": row["trace_id"],
-        "owner": row["owner"],
-        "targets": row["targets"],
-        "committed_at_ms": row["committed_at_ms"],
-        "touched_at_ms": row["committed_at_ms"],
-        "outcome": outcome,
-        "settled_at_ms": row.get("settled_at_ms") or row.get("published_at_ms"),
     }
 
 

@@ -1,0 +1,2 @@
+"""Alembic migrations of the state database (SQLite and PostgreSQL alike); run by
+:mod:`cronwarden.adapters.sql.migrate`, never by an ``alembic.ini``."""
