@@ -291,6 +291,9 @@ async def run_scheduler(
     observe.health.next_fire_ms = runner.next_due_ms
     observe.health.lock_mode = lambda: lock.mode
     observe.health.shared_lock_down = lambda: isinstance(lock, FallbackLock) and lock.shared_down
+    observe.health.reports_waiting = lambda: dispatcher.unrecorded.depth
+    observe.metrics.reports_waiting.set_function(lambda: dispatcher.unrecorded.depth)
+    observe.metrics.reports_dropped.set_function(lambda: dispatcher.unrecorded.dropped)
     observe.task_class = runner.task_class
     await runner.record(_loaded_report(result, _ms(clock), "start", {}))
     reloader = Reloader(manifest_path, runner, clock)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -198,13 +199,15 @@ def test_a_store_that_fails_mid_fire_is_reported_and_the_loop_goes_on() -> None:
             raise BackendUnavailable("store: disk full")
 
     manifest = validate_document({"tasks": [_every_second()]}).manifest
-    runner = CronRunner(manifest, memory_dispatcher(clock, store=BrokenStore()))
+    dispatcher = replace(memory_dispatcher(clock, store=BrokenStore()), commit_retry_max_s=0)
+    runner = CronRunner(manifest, dispatcher)
     runner.start_at(int(clock.now().timestamp() * 1000))
     reports = _ticks(runner, clock, [("advance", 1), ("advance", 1)])
-    assert [(r.event_type, r.details["recorded"]) for r in reports] == [
-        (EventType.FAILED, False),
-        (EventType.FAILED, False),
+    assert [(r.event_type, r.details["recorded"], r.details["buffered"]) for r in reports] == [
+        (EventType.FAILED, False, True),
+        (EventType.FAILED, False, True),
     ]
+    assert dispatcher.unrecorded.depth == 2
     assert "BACKEND_UNAVAILABLE: store: disk full" in reports[0].details["error"]
     assert reports[0].reason_code is ReasonCode.CRON_RUNNER_BACKEND_FAILED
 

@@ -25,6 +25,7 @@ from cronwarden.failpoints import failpoint
 from cronwarden.manifest.model import QuietHours, TaskSpec
 from cronwarden.ports import Bus, Clock, DispatchRow, KillSwitch, Lock, Outcome, Pauses, Store
 from cronwarden.reasons import ReasonCode
+from cronwarden.services.report_buffer import ReportBuffer
 
 TRIGGER_TOPIC = "cron.trigger"
 #: Every recorded report is also published here (ARCHITECTURE §1), best effort: the
@@ -94,6 +95,12 @@ class Dispatcher:
     #: Whether an owner (another instance) is known to be gone, so that its open rows
     #: need not wait out the orphan delay; by default nothing is known.
     owner_gone: Callable[[str], bool] = field(default=lambda owner: False)
+    #: A commit the store could not take is tried again with backoff while the batch's
+    #: fires are inside their grace, for at most this long: a database restart delays
+    #: fires instead of failing them. 0: one attempt.
+    commit_retry_max_s: float = 30.0
+    #: Reports and settlements the store could not take, written when it answers again.
+    unrecorded: ReportBuffer = field(default_factory=ReportBuffer)
     #: Fires between commit and settle in this instance, whose claims it keeps renewing.
     in_flight: set[tuple[str, int]] = field(default_factory=set, init=False)
     #: Fires whose claim another instance held, to look at again once it lapsed: if that
@@ -137,7 +144,7 @@ class Dispatcher:
         if passing:
             rows = [self._row(fires[i]) for i in passing]
             try:
-                committed = await self.store.commit_dispatches(rows, self._now_ms())
+                committed = await self._commit(rows, [fires[i] for i in passing])
                 if any(committed):
                     failpoint("after-commit")
             except CronwardenError as err:
@@ -171,6 +178,31 @@ class Dispatcher:
             return await self.record(reports, settled)
         finally:
             self.in_flight.difference_update(keys)
+
+    async def _commit(self, rows: list[DispatchRow], fires: Sequence[Fire]) -> list[bool]:
+        """Commit ``rows``; while the store cannot be reached, again with backoff (0.1 s
+        doubling to 2 s) until the earliest grace among ``fires`` would pass."""
+        now_ms = self._now_ms()
+        deadline_ms = now_ms + self.commit_retry_max_s * 1000
+        for fire in fires:
+            if fire.forced is None and not fire.catch_up:
+                grace_end = fire.scheduled_at_ms + fire.task.misfire_grace_s * 1000
+                deadline_ms = min(deadline_ms, grace_end)
+        delay_s, attempt = 0.1, 1
+        while True:
+            try:
+                return await self.store.commit_dispatches(rows, now_ms)
+            except BackendUnavailable as err:
+                now_ms = self._now_ms()
+                if now_ms + delay_s * 1000 > deadline_ms:
+                    raise
+                if attempt == 1:
+                    LOGGER.warning("the store cannot take %d fire(s) (%s); trying again while "
+                                   "they are inside their grace", len(rows), err,
+                                   extra={"reason_code": "CRON_RUNNER_BACKEND_FAILED"})  # fmt: skip
+            await self.clock.sleep(delay_s)
+            delay_s, attempt = min(delay_s * 2, 2.0), attempt + 1
+            now_ms = self._now_ms()
 
     async def recover(
         self, grace_ms: Mapping[str, float], orphaned_after_ms: int
@@ -236,15 +268,25 @@ class Dispatcher:
         reports: list[OperationsReport],
         settled: Sequence[tuple[str, int, Outcome]] = (),
     ) -> list[OperationsReport]:
-        """Store ``reports`` and close ``settled`` rows in one transaction; return the reports,
-        marked ``recorded: false`` with the error if the store refused them."""
+        """Store ``reports`` and close ``settled`` rows in one transaction, after anything
+        still waiting in :attr:`unrecorded`; return the reports. When the store cannot
+        take them they wait there too, and the reports returned say so
+        (``recorded: false, buffered: true`` and the error)."""
+        reports_out = [r.to_dict() for r in reports]
+        now_ms = self._now_ms()
         try:
-            reports_out = [r.to_dict() for r in reports]
-            await self.store.settle(self.owner, settled, reports_out, self._now_ms())
+            if self.unrecorded and not await self.unrecorded.flush(self.store, self.owner, now_ms):
+                raise BackendUnavailable("store: still unreachable, earlier reports wait")
+            await self.store.settle(self.owner, settled, reports_out, now_ms)
         except CronwardenError as err:
-            failure = {"recorded": False, "store_error": f"{err.code}: {err}"}
+            self.unrecorded.add(settled, reports_out)
+            failure = {"recorded": False, "buffered": True, "store_error": f"{err.code}: {err}"}
             return [r.with_details(**failure) for r in reports]
         return reports
+
+    async def flush(self) -> bool:
+        """Write the reports waiting for the store; whether none wait now."""
+        return await self.unrecorded.flush(self.store, self.owner, self._now_ms())
 
     async def announce(self, reports: Sequence[OperationsReport]) -> None:
         """Publish ``reports`` on :data:`REPORTS_TOPIC`, one attempt each; a bus that

@@ -37,6 +37,8 @@ class CronHealth:
     lock_mode: Callable[[], str] = field(default=lambda: "local")
     #: Whether a configured shared lock cannot be reached (claims fell back to local).
     shared_lock_down: Callable[[], bool] = field(default=lambda: False)
+    #: How many reports wait in memory for the store (it could not be reached).
+    reports_waiting: Callable[[], int] = field(default=lambda: 0)
 
     def observe(self, report: OperationsReport, now_ms: int) -> None:
         self.last_report_ms = now_ms
@@ -77,10 +79,14 @@ class CronHealth:
 
     def warnings(self) -> list[str]:
         """What is degraded without stopping dispatch (health stays green)."""
+        found = []
         if self.shared_lock_down():
-            return [f"{ReasonCode.REDIS_LOCK_UNAVAILABLE}: claims are held in this process "
-                    "until Redis answers; safe for one instance only"]  # fmt: skip
-        return []
+            found.append(f"{ReasonCode.REDIS_LOCK_UNAVAILABLE}: claims are held in this process "
+                         "until Redis answers; safe for one instance only")  # fmt: skip
+        if waiting := self.reports_waiting():
+            found.append(f"{ReasonCode.CRON_RUNNER_BACKEND_FAILED}: {waiting} report(s) wait in "
+                         "memory until the store answers")  # fmt: skip
+        return found
 
     def snapshot(self, now_ms: int) -> dict[str, Any]:
         problems = self.problems(now_ms)

@@ -182,6 +182,17 @@ class CronRunner:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            await self._last_flush()
+
+    async def _last_flush(self) -> None:
+        """At stop, one more try to write the reports that wait for the store; what is
+        still unwritten is said, with its count, before the process ends."""
+        unrecorded = self._dispatcher.unrecorded
+        if unrecorded and not await self._dispatcher.flush():
+            code = str(ReasonCode.CRON_RUNNER_BACKEND_FAILED)
+            LOGGER.error("%d report(s) were never written: the store did not answer before "
+                         "the stop (each is in this log as it was made)", unrecorded.depth,
+                         extra={"reason_code": code})  # fmt: skip
 
     async def _guarded(self, what: str, work: Callable[[], Awaitable[object]]) -> None:
         """Run ``work``; whatever it raises is logged, and the loop goes on."""
@@ -225,6 +236,7 @@ class CronRunner:
     async def recover(self) -> list[OperationsReport]:
         """Settle fires that an instance committed and never settled (the outbox), and
         dispatch those it claimed and never committed."""
+        await self._dispatcher.flush()  # reports that waited for the store, first
         grace = {tid: task.misfire_grace_s * 1000 for tid, task in self._tasks.items()}
         orphaned_after_ms = 2 * self._dispatcher.claim_ttl_ms
         reports = await self._dispatcher.recover(grace, orphaned_after_ms)

@@ -49,6 +49,17 @@ class CronMetrics:
         self.missed = self._counter(
             "missed_fires", "Instants not fired within their misfire grace.", "task_id"
         )
+        self.reports_waiting = Gauge(
+            f"{self._prefix}_report_buffer_depth",
+            "Reports held in memory because the store could not be reached.",
+            registry=self.registry,
+        )
+        self.reports_dropped = Gauge(
+            f"{self._prefix}_reports_dropped",
+            "Reports given up since start because the store stayed unreachable past the "
+            "buffer's capacity (each one logged at ERROR).",
+            registry=self.registry,
+        )
 
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
         return Counter(f"{self._prefix}_{name}", documentation, labels, registry=self.registry)

@@ -65,6 +65,7 @@ class Cached:
 
     The scheduler asks for both on every batch of fires; with this, a busy second
     costs two reads, and a change still reaches it within ``ttl_s`` (spec: within 1 s).
+    While the store cannot be read, the last states read stand.
     """
 
     def __init__(
@@ -87,7 +88,13 @@ class Cached:
     async def state(self) -> KillSwitchState:
         now = self._clock.monotonic()
         if self._state is None or now - self._state[0] >= self._ttl:
-            self._state = (now, await self._kill_switch.state())
+            try:
+                self._state = (now, await self._kill_switch.state())
+            except BackendUnavailable:
+                if self._state is None:
+                    raise
+                # Unreachable: the last state read stands (nobody can change a switch
+                # kept where nobody can write), and the fire goes on to its commit.
         return self._state[1]
 
     async def set(self, active: bool, actor: str, reason: str, at: datetime) -> KillSwitchState:
@@ -97,7 +104,11 @@ class Cached:
     async def paused_tasks(self) -> frozenset[str]:
         now = self._clock.monotonic()
         if self._paused is None or now - self._paused[0] >= self._ttl:
-            self._paused = (now, await self._pauses.paused_tasks())
+            try:
+                self._paused = (now, await self._pauses.paused_tasks())
+            except BackendUnavailable:
+                if self._paused is None:
+                    raise
         return self._paused[1]
 
     async def paused(self, task_id: str) -> bool:

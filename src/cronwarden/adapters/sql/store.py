@@ -47,6 +47,11 @@ OUTCOME_EVENTS = ("CRON_TASK_DISPATCHED", "CRON_TASK_FAILED", "CRON_TASK_SUPPRES
                   "CRON_TASK_MISSED")  # fmt: skip
 
 
+#: Seconds to wait for a database server to accept a connection: a fire's grace is
+#: better spent retrying than hanging on a host that does not answer.
+CONNECT_TIMEOUT_S = 5
+
+
 def sqlite_url(state_dir: Path) -> str:
     """The embedded default: ``state.db`` in ``state_dir`` (created when missing)."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +69,9 @@ class SqlStore:
         # and each pooled connection is checked before use: after the server restarted,
         # a dead one is replaced instead of failing the call.
         self._inline = url.startswith("sqlite")
-        self._engine: Engine = create_engine(url, pool_pre_ping=not self._inline)
+        server = {} if self._inline else {"pool_pre_ping": True, "connect_args": {
+            "connect_timeout": CONNECT_TIMEOUT_S}}  # fmt: skip
+        self._engine: Engine = create_engine(url, **server)
         if self._inline:
             event.listen(self._engine, "connect", _sqlite_pragmas)
         if upgrade:
