@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from cronwarden.adapters.memory import LocalBus, MemoryStore
+from cronwarden.errors import BackendUnavailable
 from cronwarden.manifest import validate_document
 from cronwarden.manifest.model import Manifest
 from cronwarden.ports import Delivery, RunRecord
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.dispatch import TRIGGER_TOPIC
-from cronwarden.services.worker import Worker
+from cronwarden.services.worker import FINISH_RETRY_S, Worker
 from cronwarden.testing import FakeClock
 from cronwarden.workers.command import CommandResult
 
@@ -246,8 +247,12 @@ def test_a_replaced_trigger_is_acknowledged_and_a_stop_leaves_the_running_one_un
         execute.started.clear()
         deliveries.put(_trigger(AT_MS + 1000), "2-0")  # replaces the first
         await execute.started.wait()
-        for _ in range(20):
-            await asyncio.sleep(0)
+
+        async def first_acked() -> None:  # the first's end is written (in a thread)
+            while deliveries.acked != ["1-0"]:
+                await asyncio.sleep(0.001)
+
+        await asyncio.wait_for(first_acked(), timeout=5)
         stop.set()  # the worker stops while the second runs
         await asyncio.wait_for(consuming, timeout=5)
         return deliveries
@@ -402,3 +407,39 @@ def test_a_bad_execution_mode_rejects_its_jobs_only() -> None:
     })  # fmt: skip
     assert {p.where.split(":")[0] for p in result.problems} >= {"execution_modes.claude_cli", "a"}
     assert [t.task_id for t in result.manifest.tasks] == ["b"]
+
+
+class FinishOutage(MemoryStore):
+    """The in-memory store, unable to record the end of a run ``failures`` times."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def finish_run(self, run: RunRecord) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise BackendUnavailable("store: connection refused")
+        await super().finish_run(run)
+
+
+def test_a_run_that_ended_while_the_store_was_down_is_recorded_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    manifest = _manifest({"type": "command", "command": ["x"]})
+    clock, store, execute = SelfAdvancingClock(), FinishOutage(failures=6), Scripted("succeeded")
+    worker = Worker(clock, store, lambda: manifest, tmp_path, execute=execute)
+    (run,) = asyncio.run(worker.handle(_trigger()))
+    assert len(execute.calls) == 1  # ran once, not again for the store's sake
+    assert clock.slept == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2]
+    assert [r.status for r in asyncio.run(store.runs())] == ["succeeded"]
+    assert run.status == "succeeded"
+
+
+def test_a_store_down_for_good_fails_the_trigger_after_the_retry_window(tmp_path: Path) -> None:
+    manifest = _manifest({"type": "command", "command": ["x"]})
+    clock, store = SelfAdvancingClock(), FinishOutage(failures=10_000)
+    worker = Worker(clock, store, lambda: manifest, tmp_path, execute=Scripted("succeeded"))
+    with pytest.raises(BackendUnavailable):
+        asyncio.run(worker.handle(_trigger()))
+    assert FINISH_RETRY_S <= sum(clock.slept) <= FINISH_RETRY_S + 5

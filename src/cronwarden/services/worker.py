@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from cronwarden.errors import BackendUnavailable
 from cronwarden.manifest.model import Manifest, Overlap, TaskSpec
 from cronwarden.manifest.targets import (
     CommandTarget,
@@ -46,6 +47,10 @@ from cronwarden.workers.python import run_inline
 LOGGER = logging.getLogger("cronwarden.worker")
 #: Seconds between two artifact-retention passes over one task's folder.
 PRUNE_EVERY_S = 60.0
+#: How long the end of an attempt that has run waits for an unreachable store before
+#: the worker gives up on it (the trigger is then delivered again and the attempt
+#: recorded abandoned): long enough for a database restart or failover.
+FINISH_RETRY_S = 600.0
 
 
 class Execute(Protocol):
@@ -408,13 +413,36 @@ class Worker:
                 result.stderr_tail if failed and result.stderr_tail else result.stdout_tail),
         )  # fmt: skip
         await asyncio.to_thread(_write_run_json, done)
-        await self._store.finish_run(done)
+        await self._finish_run(done)
         self._on_run(done)
         log = LOGGER.warning if failed else LOGGER.info
         log("%s %s attempt %d: %s", done.task_id, done.target, done.attempt, done.status,
             extra={"task_id": done.task_id, "trace_id": done.trace_id,
                    "reason_code": done.reason_code or None})  # fmt: skip
         return done
+
+    async def _finish_run(self, done: RunRecord) -> None:
+        """Record the end of an attempt that has run. While the store cannot be reached
+        this is tried again with backoff (0.1 s doubling to 5 s, for up to
+        :data:`FINISH_RETRY_S`): giving up at once would have the trigger delivered
+        again and the attempt, which did run, run a second time."""
+        delay_s, waited_s = 0.1, 0.0
+        while True:
+            try:
+                await self._store.finish_run(done)
+                if waited_s:
+                    LOGGER.warning("run %s recorded after the store came back", done.run_id)
+                return
+            except BackendUnavailable as err:
+                if waited_s >= FINISH_RETRY_S:
+                    raise
+                if not waited_s:
+                    LOGGER.warning("run %s of %s ended %s but the store cannot record it (%s); "
+                                   "trying again", done.run_id, done.task_id, done.status, err,
+                                   extra={"task_id": done.task_id})  # fmt: skip
+            await self._clock.sleep(delay_s)
+            waited_s += delay_s
+            delay_s = min(delay_s * 2, 5.0)
 
     async def _skipped(
         self, task: TaskSpec, name: str, trigger: Mapping[str, Any], *, elsewhere: bool = False
