@@ -215,10 +215,12 @@ class Deliveries:
         self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self.acked: list[str] = []
         self.nacked: list[str] = []
+        self.any_acked = asyncio.Event()
 
     def put(self, trigger: dict[str, Any], message_id: str) -> None:
         async def ack() -> None:
             self.acked.append(message_id)
+            self.any_acked.set()
 
         async def nack() -> None:
             self.nacked.append(message_id)
@@ -248,11 +250,8 @@ def test_a_replaced_trigger_is_acknowledged_and_a_stop_leaves_the_running_one_un
         deliveries.put(_trigger(AT_MS + 1000), "2-0")  # replaces the first
         await execute.started.wait()
 
-        async def first_acked() -> None:  # the first's end is written (in a thread)
-            while deliveries.acked != ["1-0"]:
-                await asyncio.sleep(0.001)
-
-        await asyncio.wait_for(first_acked(), timeout=5)
+        # the first's end is written (in a thread) before the stop
+        await asyncio.wait_for(deliveries.any_acked.wait(), timeout=5)
         stop.set()  # the worker stops while the second runs
         await asyncio.wait_for(consuming, timeout=5)
         return deliveries
