@@ -218,7 +218,9 @@ class Store(Protocol):
     ) -> None:
         """In one transaction: close ``owner``'s open rows ``(task_id, scheduled_at_ms,
         outcome)`` and append ``reports`` (OperationsReports, their wire shape) to the log.
-        A row that is no longer open or no longer ``owner``'s is left as it is."""
+        A row that is no longer open or no longer ``owner``'s is left as it is; a row
+        another instance adopted meanwhile keeps the adopter's outcome, so the outcome
+        report given here for it is not appended (one outcome per fire)."""
         ...
 
     async def touch(self, owner: str, keys: Sequence[tuple[str, int]], now_ms: int) -> None:

@@ -94,6 +94,33 @@ def test_exactly_one_instance_adopts_an_open_row(store: Store) -> None:
     asyncio.run(scenario())
 
 
+def test_a_late_settle_of_an_adopted_row_keeps_one_outcome_report(store: Store) -> None:
+    """An instance that could not settle (its store was down) and whose row another
+    adopted meanwhile: its outcome report is not added; its other reports are."""
+
+    def report(event: str, task_id: str = "t", at: int | None = 1_000) -> dict[str, object]:
+        return {"report_id": f"r_{event}_{task_id}", "task_id": task_id, "event_type": event,
+                "fired_at_ms": at, "trace_id": "tr"}  # fmt: skip
+
+    async def scenario() -> None:
+        await store.commit_dispatches([_row(owner="slow"), _row("u", owner="slow")], 10)
+        (row,) = [r for r in await store.open_rows(100) if r.task_id == "t"]
+        assert await store.adopt(row, "adopter", 200)
+        await store.settle("adopter", [("t", 1_000, Outcome.PUBLISHED)],
+                           [report("CRON_TASK_DISPATCHED")], 300)  # fmt: skip
+        await store.settle("slow", [("t", 1_000, Outcome.PUBLISHED),
+                                    ("u", 1_000, Outcome.PUBLISHED)],
+                           [report("CRON_TASK_DISPATCHED", "t"),
+                            report("CRON_TASK_DISPATCHED", "u"),
+                            report("CRON_MANIFEST_LOADED", "", None)], 400)  # fmt: skip
+        kept = sorted((r["event_type"], r["task_id"]) for r in await store.reports())
+        assert kept == [("CRON_MANIFEST_LOADED", ""), ("CRON_TASK_DISPATCHED", "t"),
+                        ("CRON_TASK_DISPATCHED", "u")]  # fmt: skip
+        assert await store.open_rows(10_000) == []
+
+    asyncio.run(scenario())
+
+
 def test_reports_come_back_newest_first_and_filtered(store: Store) -> None:
     async def scenario() -> None:
         for n, task in enumerate(["a", "b", "a", "c"]):

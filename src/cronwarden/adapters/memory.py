@@ -170,11 +170,18 @@ class MemoryStore:
         reports: Sequence[Mapping[str, Any]],
         now_ms: int,
     ) -> None:
+        theirs = set()
         for task_id, scheduled_at_ms, outcome in outcomes:
             row = self._rows.get((task_id, scheduled_at_ms))
             if row is not None and row.outcome is None and row.owner == owner:
                 self._rows[task_id, scheduled_at_ms] = replace(row, outcome=outcome)
-        self._reports.extend((now_ms, dict(report)) for report in reports)
+            elif row is not None and row.owner != owner:  # adopted: the adopter reports it
+                theirs.add((task_id, scheduled_at_ms))
+        self._reports.extend(
+            (now_ms, dict(report)) for report in reports
+            if (report.get("task_id"), report.get("fired_at_ms")) not in theirs
+            or report.get("event_type") not in _OUTCOME_EVENTS
+        )  # fmt: skip
 
     async def touch(self, owner: str, keys: Sequence[tuple[str, int]], now_ms: int) -> None:
         for key in keys:
@@ -274,3 +281,8 @@ class MemoryPauses:
             self._paused.add(task_id)
         else:
             self._paused.discard(task_id)
+
+
+#: The reports that are the outcome of a fire (as the SQL store's ``OUTCOME_EVENTS``).
+_OUTCOME_EVENTS = frozenset({"CRON_TASK_DISPATCHED", "CRON_TASK_FAILED",
+                             "CRON_TASK_SUPPRESSED", "CRON_TASK_MISSED"})  # fmt: skip

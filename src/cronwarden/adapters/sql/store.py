@@ -181,9 +181,20 @@ class SqlStore:
         bodies = [_report_params(report, now_ms) for report in new_reports]
 
         def work() -> None:
+            nonlocal bodies
             with self._engine.begin() as conn:
-                if closed:
-                    self._settle.run(conn, closed)
+                if closed and self._settle.run(conn, closed).rowcount != len(closed):
+                    # Rows another instance adopted meanwhile (this one could not touch
+                    # them, the store being down): the adopter's report is the outcome.
+                    keys = [(task_id, at) for task_id, at, _ in outcomes]
+                    theirs = {
+                        (task_id, at) for task_id, at, row_owner in conn.execute(select(
+                            dispatches.c.task_id, dispatches.c.scheduled_at_ms,
+                            dispatches.c.owner).where(tuple_(dispatches.c.task_id,
+                            dispatches.c.scheduled_at_ms).in_(keys)))
+                        if row_owner != owner
+                    }  # fmt: skip
+                    bodies = [b for b in bodies if not _outcome_of(b, theirs)]
                 if bodies:
                     self._add_reports.run(conn, bodies)
 
@@ -501,6 +512,12 @@ _SETTLE = (
     .values(outcome=bindparam("outcome"), settled_at_ms=bindparam("settled_at_ms"))
 )
 _TOUCH = update(dispatches).where(_THIS_OPEN_ROW).values(touched_at_ms=bindparam("touched_at_ms"))
+
+
+def _outcome_of(params: Mapping[str, Any], keys: set[tuple[str, int]]) -> bool:
+    """Whether a reports row is the outcome report of a fire among ``keys``."""
+    return params["event_type"] in OUTCOME_EVENTS and (
+        params["task_id"], params["fired_at_ms"]) in keys  # fmt: skip
 
 
 def _report_params(report: Mapping[str, Any], recorded_at_ms: int) -> dict[str, Any]:
