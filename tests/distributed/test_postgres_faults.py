@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -51,6 +52,20 @@ def _free_port() -> int:
     return port
 
 
+def _wait_dispatching(http: str, timeout_s: float = 60) -> None:
+    """Until the daemon has dispatched a fire (it is up and has its database)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{http}/metrics", timeout=2) as reply:
+                if b"tasks_dispatched_total{" in reply.read():
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the daemon did not start dispatching")
+
+
 def _scrape(http: str) -> tuple[float | None, list[str]]:
     """The report buffer's depth from /metrics and the health warnings, or ``None``."""
     try:
@@ -75,13 +90,14 @@ def test_a_database_crash_delays_reports_and_loses_none(
     http = f"127.0.0.1:{_free_port()}"
     env = {**os.environ, "CRONWARDEN_DATABASE_URL": private_postgres.url, "CRONWARDEN_HTTP": http}
     daemon = subprocess.Popen([sys.executable, "-m", "cronwarden", "start", "--manifest",
-                               str(manifest), "--for", "26", "--log-format", "json"],
+                               str(manifest), "--for", "90", "--log-format", "json"],
                               env=env, text=True, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)  # fmt: skip
     depths: list[float] = []
     seen_warnings: list[str] = []
     try:
-        time.sleep(7)
+        _wait_dispatching(http)
+        time.sleep(2)
         private_postgres.kill()
         down_at = time.time()
         while time.time() - down_at < 7:
@@ -92,13 +108,16 @@ def test_a_database_crash_delays_reports_and_loses_none(
             time.sleep(0.5)
         private_postgres.start()
         up_at = time.time()
+        time.sleep(8)
+        daemon.send_signal(signal.SIGTERM)
         stdout, stderr = daemon.communicate(timeout=60)
     finally:
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
     assert daemon.returncode == 0, stderr[-3000:]
-    assert "Traceback" not in stderr
+    tracebacks = [line for line in stderr.splitlines() if "Traceback" in line]
+    assert not tracebacks, tracebacks[:2]
 
     engine = sqlalchemy.create_engine(private_postgres.url)
     with engine.connect() as conn:

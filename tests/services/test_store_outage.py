@@ -51,6 +51,7 @@ class OutageStore(MemoryStore):
     async def settle(self, owner: str, outcomes: Sequence[tuple[str, int, Outcome]],
                      reports: Sequence[Mapping[str, Any]], now_ms: int) -> None:  # fmt: skip
         self._check()
+        await asyncio.sleep(0)  # as a call to a database server: other tasks run meanwhile
         await super().settle(owner, outcomes, reports, now_ms)
 
 
@@ -174,4 +175,22 @@ def test_every_report_is_stored_once_or_counted_as_dropped(
     assert len(stored) == len(set(stored))
     assert len(stored) + dispatcher.unrecorded.dropped == len(made)
     assert stored == [trace for trace in made if trace in set(stored)]
+    assert dispatcher.unrecorded.depth == 0
+
+
+def test_two_flushes_at_once_write_each_waiting_report_once() -> None:
+    """The tick and the outbox round both flush when the store comes back."""
+    clock, store = FakeClock(NINE), OutageStore()
+    dispatcher = replace_retry(memory_dispatcher(clock, store=store))
+    store.down = True
+    for n in range(4):
+        asyncio.run(dispatcher.fire_batch([Fire(_task(), NINE_MS + n * 1000, f"tr{n}")], ()))
+    store.down = False
+
+    async def both() -> list[bool]:
+        return list(await asyncio.gather(dispatcher.flush(), dispatcher.flush()))
+
+    assert asyncio.run(both()) == [True, True]
+    stored = [r["trace_id"] for r in reversed(asyncio.run(store.reports(limit=10)))]
+    assert stored == ["tr0", "tr1", "tr2", "tr3"]
     assert dispatcher.unrecorded.depth == 0

@@ -10,6 +10,7 @@ given up, each one logged at ERROR with its report id and counted
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,9 @@ class ReportBuffer:
         self.depth = 0
         #: Reports given up because the buffer was full, since start.
         self.dropped = 0
+        # One flush at a time: the tick and the outbox round both flush, and two
+        # writing the same entry would store its reports twice.
+        self._flushing = asyncio.Lock()
 
     def __bool__(self) -> bool:
         return bool(self._entries)
@@ -57,14 +61,16 @@ class ReportBuffer:
 
     async def flush(self, store: Store, owner: str, now_ms: int) -> bool:
         """Write what waits, in order; whether the buffer is empty now."""
-        while self._entries:
-            settled, reports = self._entries[0]
-            try:
-                await store.settle(owner, settled, reports, now_ms)
-            except CronwardenError:
-                return False
-            self._entries.popleft()
-            self.depth -= len(reports)
-            if not self._entries:
-                LOGGER.warning("the store answers again: every buffered report is written")
-        return True
+        async with self._flushing:
+            while self._entries:
+                entry = self._entries[0]
+                try:
+                    await store.settle(owner, entry[0], entry[1], now_ms)
+                except CronwardenError:
+                    return False
+                if self._entries and self._entries[0] is entry:  # not dropped meanwhile
+                    self._entries.popleft()
+                    self.depth -= len(entry[1])
+                if not self._entries:
+                    LOGGER.warning("the store answers again: every buffered report is written")
+            return True
