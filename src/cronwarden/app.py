@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,10 @@ from cronwarden.adapters.sql.controls import Cached, SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.adapters.system import SystemClock
 from cronwarden.core.report import EventType, OperationsReport
-from cronwarden.errors import CronwardenError, ManifestError
+from cronwarden.errors import BackendUnavailable, CronwardenError, ManifestError
 from cronwarden.interfaces.api.app import create_app
 from cronwarden.manifest import LoadResult, Manifest, load_manifest
-from cronwarden.ports import Bus, Clock, KillSwitch, Lock
+from cronwarden.ports import Bus, Clock, KillSwitch, KillSwitchState, Lock
 from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact_url
 from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
@@ -156,18 +157,49 @@ def open_kill_switch(store: SqlStore, clock: Clock, bus: Bus) -> KillSwitch:
 
 
 @contextlib.asynccontextmanager
-async def operator_kill_switch(store: SqlStore, clock: Clock) -> AsyncIterator[KillSwitch]:
-    """The kill switch as the CLI reads and sets it: the one the daemons read."""
+async def operator_kill_switch(
+    store: SqlStore | BackendUnavailable, clock: Clock
+) -> AsyncIterator[KillSwitch]:
+    """The kill switch as the CLI reads and sets it: the one the daemons read. ``store``
+    is the open store, or why it could not be opened: with Redis, the switch still
+    works (the store's copy is brought up to date when it answers); without, the
+    error is raised."""
+    durable: KillSwitch = (
+        SqlKillSwitch(store) if isinstance(store, SqlStore) else _UnreachableKillSwitch(store)
+    )
     url = shared_bus_url()
     if url is None:
-        yield SqlKillSwitch(store)
+        if isinstance(store, BackendUnavailable):
+            raise store
+        yield durable
         return
     client = connect_redis(url)
     prefix = os.environ.get(REDIS_PREFIX_ENV, DEFAULT_PREFIX)
     try:
-        yield RedisKillSwitch(client, prefix, SqlKillSwitch(store), clock)
+        yield RedisKillSwitch(client, prefix, durable, clock)
     finally:
         await client.aclose()
+
+
+class _UnreachableKillSwitch:
+    """The store's copy of the kill switch while the store cannot be opened."""
+
+    def __init__(self, why: BackendUnavailable) -> None:
+        self._why = why
+
+    async def state(self) -> KillSwitchState:
+        raise BackendUnavailable(str(self._why))
+
+    async def set(self, active: bool, actor: str, reason: str, at: datetime) -> KillSwitchState:
+        raise BackendUnavailable(str(self._why))
+
+
+def open_store_or_why(directory: Path) -> SqlStore | BackendUnavailable:
+    """The store, or why it cannot be opened (for commands that can do without it)."""
+    try:
+        return open_store(directory)
+    except BackendUnavailable as err:
+        return err
 
 
 def shared_lock(bus: Bus, clock: Clock) -> Lock:

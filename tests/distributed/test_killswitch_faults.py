@@ -132,3 +132,32 @@ def test_the_cli_sets_the_kill_switch_every_daemon_reads(
     assert json.loads(cli("killswitch", "status", "--json"))["active"] is True
     assert asyncio.run(in_redis())["actor"] == "alice"  # put back from the store
     assert "redis, kept in the store too" in cli("status", "--http", "off")
+
+
+def test_with_the_database_down_the_kill_switch_still_works_through_redis(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    manifest = tmp_path / "cronwarden.yaml"
+    manifest.write_text("tasks: []\n")
+    down = "postgresql://postgres@127.0.0.1:1/gone"  # nothing listens on port 1
+
+    def cli(*args: str, redis: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "CRONWARDEN_DATABASE_URL": down}
+        if redis:
+            env["CRONWARDEN_REDIS_URL"] = private_redis.url
+        return subprocess.run([sys.executable, "-m", "cronwarden", *args, "--manifest",
+                               str(manifest)], env=env, capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+
+    on = cli("killswitch", "on", "--reason", "exchange halt", "--actor", "alice")
+    assert on.returncode == 0, on.stderr
+    assert "ON (by alice" in on.stdout and "not in the history yet" in on.stderr
+    status = cli("killswitch", "status", "--json")
+    assert status.returncode == 0 and json.loads(status.stdout)["active"] is True
+    overview = cli("status", "--http", "off")
+    assert overview.returncode == 0, overview.stderr
+    assert "kill switch: ON (by alice" in overview.stdout
+    assert "unreachable: store: cannot open the state database" in overview.stdout
+    without_redis = cli("killswitch", "on", "--reason", "halt", redis=False)
+    assert without_redis.returncode == 2
+    assert without_redis.stderr.startswith("BACKEND_UNAVAILABLE: store: cannot open")

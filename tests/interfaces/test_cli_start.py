@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +27,22 @@ tasks:
   - {task_id: trading_tick, cron_expression: "* * * * * *", targets: [strat.b]}
   - {task_id: bad, cron_expression: "99 * * * *", targets: [x]}
 """
+
+
+def _wait_started(database: Path, timeout_s: float = 60) -> None:
+    """Until the daemon recorded its start (its file watch begins right after), + 1 s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(database, timeout=5) as db:
+                if db.execute("SELECT 1 FROM reports WHERE event_type = 'CRON_MANIFEST_LOADED'"
+                              ).fetchone():  # fmt: skip
+                    time.sleep(1)
+                    return
+        except sqlite3.Error:
+            pass  # not created yet
+        time.sleep(0.1)
+    raise AssertionError("the daemon did not start")
 
 
 @contextmanager
@@ -156,7 +173,7 @@ def test_a_running_scheduler_reloads_its_manifest_and_keeps_the_last_good_one(
 ) -> None:
     manifest = _write(tmp_path)
     with _daemon(manifest) as process:
-        time.sleep(1.5)
+        _wait_started(manifest.parent / ".cronwarden" / "state.db")
         manifest.write_text(MANIFEST + "  - {task_id: added, cron: '* * * * * *', targets: [z]}\n")
         time.sleep(2.5)
         manifest.write_text("tasks: [")  # unreadable: the last good manifest keeps running

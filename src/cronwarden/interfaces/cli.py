@@ -46,6 +46,7 @@ from cronwarden.app import (
     event_report,
     listen,
     open_store,
+    open_store_or_why,
     operator_kill_switch,
     run_scheduler,
     run_worker,
@@ -56,7 +57,13 @@ from cronwarden.core.pipeline import explain, lock_key
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.cron import CronSchedule, describe, parse
 from cronwarden.cron.zones import resolve_zone
-from cronwarden.errors import CronError, CronwardenError, ManifestError, UnknownTask
+from cronwarden.errors import (
+    BackendUnavailable,
+    CronError,
+    CronwardenError,
+    ManifestError,
+    UnknownTask,
+)
 from cronwarden.interfaces.progress import RunProgress
 from cronwarden.manifest import Level, LoadResult, Manifest, Problem, TaskSpec, load_manifest
 from cronwarden.manifest.model import TaskClass
@@ -406,12 +413,15 @@ def status(
     """Whether the scheduler is up (its health endpoint), the kill switch, and the last 24 h."""
     directory = state_dir(manifest, _manifest_if_readable(manifest))
     daemon = _daemon_health(http)
-    kill_switch, counts = KillSwitchState(active=False), dict[str, int]()
+    kill_switch: KillSwitchState | None = KillSwitchState(active=False)
+    counts, errors = dict[str, int](), list[str]()
     if _has_state(directory):
-        kill_switch, counts = asyncio.run(_state_summary(directory))
+        kill_switch, counts, errors = asyncio.run(_state_summary(directory))
     report = {
         "daemon": daemon,
-        "kill_switch": {
+        "kill_switch": None
+        if kill_switch is None
+        else {
             "active": kill_switch.active,
             "actor": kill_switch.actor,
             "reason": kill_switch.reason,
@@ -419,14 +429,18 @@ def status(
         "last_24h": counts,
         "state_dir": str(directory),
         "backends": backend_names(directory),
+        "errors": errors,
     }
     if as_json:
         typer.echo(json.dumps(report))
         return
     up = daemon.get("status", "down") if daemon else "down (no answer on " + http + ")"
     typer.echo(f"scheduler:   {up}")
-    typer.echo(f"kill switch: {_kill_switch_line(kill_switch).removeprefix('kill switch: ')}")
+    switch = "unknown" if kill_switch is None else _kill_switch_line(kill_switch)
+    typer.echo(f"kill switch: {switch.removeprefix('kill switch: ')}")
     typer.echo("last 24 h:   " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"))
+    for error in errors:
+        typer.echo(f"unreachable: {error}")
     names = backend_names(directory)
     typer.echo("backends:    " + ", ".join(f"{part} {name}" for part, name in names.items()))
 
@@ -445,13 +459,29 @@ def _daemon_health(http: str) -> dict[str, object] | None:
         return None
 
 
-async def _state_summary(directory: Path) -> tuple[KillSwitchState, dict[str, int]]:
-    store = open_store(directory)
+async def _state_summary(
+    directory: Path,
+) -> tuple[KillSwitchState | None, dict[str, int], list[str]]:
+    """The kill switch and the last 24 h's counts, each as far as its backend answers,
+    and what did not answer."""
+    store = open_store_or_why(directory)
+    kill_switch, counts, errors = None, dict[str, int](), list[str]()
     try:
-        since = _ms(datetime.now(UTC)) - 86_400_000
-        return await _kill_switch_state(store), await store.event_counts(since)
+        try:
+            kill_switch = await _kill_switch_state(store)
+        except BackendUnavailable as err:
+            errors.append(f"kill switch: {err}")
+        if isinstance(store, SqlStore):
+            since = _ms(datetime.now(UTC)) - 86_400_000
+            counts = await store.event_counts(since)
+        else:
+            errors.append(str(store))
+    except BackendUnavailable as err:
+        errors.append(str(err))
     finally:
-        store.close()
+        if isinstance(store, SqlStore):
+            store.close()
+    return kill_switch, counts, errors
 
 
 @app.command("force-dispatch")
@@ -880,19 +910,33 @@ def killswitch_off(
 
 
 def _set_kill_switch(manifest: Path, active: bool, actor: str, why: str) -> None:
-    async def action(store: SqlStore, now: datetime) -> str:
-        async with operator_kill_switch(store, SystemClock()) as switch:
-            state = await switch.set(active, actor, why, now)
-        event, code = (
-            (EventType.KILL_SWITCH_CHANGED, ReasonCode.KILL_SWITCH_ACTIVE)
-            if active
-            else (EventType.KILL_SWITCH_CHANGED, ReasonCode.KILL_SWITCH_RELEASED)
-        )
-        details = {"actor": actor, "reason": why}
-        await _record(store, event_report(event, code, _ms(now), details))
-        return _kill_switch_line(state)
+    """Set the switch, and record the change as a report. With Redis, a store that
+    cannot be reached does not stop it (the emergency brake must work when the database
+    does not): the change is then said to be missing from the history."""
+    directory = state_dir(manifest, _manifest_if_readable(manifest))
 
-    _control(manifest, action)
+    async def action() -> str:
+        store = open_store_or_why(directory)
+        now = datetime.now(UTC)
+        try:
+            async with operator_kill_switch(store, SystemClock()) as switch:
+                state = await switch.set(active, actor, why, now)
+            code = ReasonCode.KILL_SWITCH_ACTIVE if active else ReasonCode.KILL_SWITCH_RELEASED
+            report = event_report(EventType.KILL_SWITCH_CHANGED, code, _ms(now),
+                                  {"actor": actor, "reason": why})  # fmt: skip
+            line = _kill_switch_line(state)
+            try:
+                if isinstance(store, BackendUnavailable):
+                    raise store
+                await _record(store, report)
+            except BackendUnavailable as err:
+                sys.stderr.write(f"warning: set in Redis; not in the history yet ({err})\n")
+            return line
+        finally:
+            if isinstance(store, SqlStore):
+                store.close()
+
+    typer.echo(asyncio.run(action()))
 
 
 @killswitch_app.command("status")
@@ -901,19 +945,25 @@ def killswitch_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
 ) -> None:
     """Show whether the kill switch is on, who set it, why and when."""
+    directory = state_dir(manifest, _manifest_if_readable(manifest))
 
-    async def action(store: SqlStore, now: datetime) -> str:
-        state = await _kill_switch_state(store)
+    async def action() -> str:
+        store = open_store_or_why(directory)
+        try:
+            state = await _kill_switch_state(store)
+        finally:
+            if isinstance(store, SqlStore):
+                store.close()
         if as_json:
             changed = state.changed_at.isoformat() if state.changed_at else None
             return json.dumps({"active": state.active, "actor": state.actor,
                                "reason": state.reason, "changed_at": changed})  # fmt: skip
         return _kill_switch_line(state)
 
-    _control(manifest, action)
+    typer.echo(asyncio.run(action()))
 
 
-async def _kill_switch_state(store: SqlStore) -> KillSwitchState:
+async def _kill_switch_state(store: SqlStore | BackendUnavailable) -> KillSwitchState:
     async with operator_kill_switch(store, SystemClock()) as switch:
         return await switch.state()
 
