@@ -19,7 +19,7 @@ from cronwarden.manifest.model import Manifest
 from cronwarden.ports import Delivery, RunRecord
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.dispatch import TRIGGER_TOPIC
-from cronwarden.services.worker import FINISH_RETRY_S, Worker
+from cronwarden.services.worker import Worker
 from cronwarden.testing import FakeClock
 from cronwarden.workers.command import CommandResult
 
@@ -435,10 +435,37 @@ def test_a_run_that_ended_while_the_store_was_down_is_recorded_when_it_returns(
     assert run.status == "succeeded"
 
 
-def test_a_store_down_for_good_fails_the_trigger_after_the_retry_window(tmp_path: Path) -> None:
+def test_a_trigger_that_met_a_store_outage_is_handled_when_it_returns(tmp_path: Path) -> None:
+    """Not handed back (that would spend its deliveries towards the dead-letter stream):
+    kept, tried again with backoff, and acknowledged once handled."""
+
+    class BeginOutage(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.failures = 5
+
+        async def begin_run(self, run: RunRecord) -> bool:
+            if self.failures:
+                self.failures -= 1
+                raise BackendUnavailable("store: connection refused")
+            return await super().begin_run(run)
+
     manifest = _manifest({"type": "command", "command": ["x"]})
-    clock, store = SelfAdvancingClock(), FinishOutage(failures=10_000)
-    worker = Worker(clock, store, lambda: manifest, tmp_path, execute=Scripted("succeeded"))
-    with pytest.raises(BackendUnavailable):
-        asyncio.run(worker.handle(_trigger()))
-    assert FINISH_RETRY_S <= sum(clock.slept) <= FINISH_RETRY_S + 5
+    clock, store, execute = SelfAdvancingClock(), BeginOutage(), Scripted("succeeded")
+    worker = Worker(clock, store, lambda: manifest, tmp_path, execute=execute)
+
+    async def scenario() -> Deliveries:
+        deliveries = Deliveries()
+        deliveries.put(_trigger(), "1-0")
+        stop = asyncio.Event()
+        consuming = asyncio.ensure_future(worker.run(aiter(deliveries), stop))
+        await asyncio.wait_for(deliveries.any_acked.wait(), timeout=5)
+        stop.set()
+        await asyncio.wait_for(consuming, timeout=5)
+        return deliveries
+
+    deliveries = asyncio.run(scenario())
+    assert (deliveries.acked, deliveries.nacked) == (["1-0"], [])
+    assert len(execute.calls) == 1
+    assert clock.slept == [0.1, 0.2, 0.4, 0.8, 1.6]
+    assert [r.status for r in asyncio.run(store.runs())] == ["succeeded"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import random
 import secrets
@@ -47,10 +48,9 @@ from cronwarden.workers.python import run_inline
 LOGGER = logging.getLogger("cronwarden.worker")
 #: Seconds between two artifact-retention passes over one task's folder.
 PRUNE_EVERY_S = 60.0
-#: How long the end of an attempt that has run waits for an unreachable store before
-#: the worker gives up on it (the trigger is then delivered again and the attempt
-#: recorded abandoned): long enough for a database restart or failover.
-FINISH_RETRY_S = 600.0
+#: The longest wait between two tries of a store call that must not be given up
+#: (the end of an attempt that has run; a trigger that could not be begun).
+STORE_RETRY_MAX_S = 10.0
 
 
 class Execute(Protocol):
@@ -148,19 +148,33 @@ class Worker:
 
     async def _handle_and_ack(self, delivery: Delivery) -> list[RunRecord]:
         """Handle one delivery and acknowledge it; a delivery whose run the worker's own
-        stop interrupted stays unacknowledged, to be delivered again."""
-        try:
-            records = await self.handle(delivery.payload, deliveries=delivery.deliveries)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bad trigger or a store error: logged; the worker goes on
-            task_id = str(delivery.payload.get("task_id", ""))
-            LOGGER.exception("trigger %s of %s could not be handled", delivery.message_id,
-                             task_id, extra={"task_id": task_id})  # fmt: skip
-            await delivery.nack()
-            return []
-        await delivery.ack()
-        return records
+        stop interrupted stays unacknowledged, to be delivered again.
+
+        While the store cannot be reached the delivery stays with this worker and is
+        handled again, as a redelivery (an attempt begun is resumed, never run twice),
+        when it answers: handing it back would spend its deliveries towards the
+        dead-letter stream on an outage that is nobody's fault."""
+        tries, deliveries = _Backoff(self._clock), delivery.deliveries
+        while True:
+            try:
+                records = await self.handle(delivery.payload, deliveries=deliveries)
+            except asyncio.CancelledError:
+                raise
+            except BackendUnavailable as err:
+                if tries.say():
+                    LOGGER.warning("trigger %s waits for the store (%s)", delivery.message_id,
+                                   err)  # fmt: skip
+                deliveries += 1
+                await tries.wait()
+                continue
+            except Exception:  # a bad trigger: logged; the worker goes on
+                task_id = str(delivery.payload.get("task_id", ""))
+                LOGGER.exception("trigger %s of %s could not be handled", delivery.message_id,
+                                 task_id, extra={"task_id": task_id})  # fmt: skip
+                await delivery.nack()
+                return []
+            await delivery.ack()
+            return records
 
     async def handle(self, trigger: Mapping[str, Any], *, deliveries: int = 1) -> list[RunRecord]:
         """Run one trigger's target per its task's overlap policy; the attempts' records
@@ -422,27 +436,22 @@ class Worker:
         return done
 
     async def _finish_run(self, done: RunRecord) -> None:
-        """Record the end of an attempt that has run. While the store cannot be reached
-        this is tried again with backoff (0.1 s doubling to 5 s, for up to
-        :data:`FINISH_RETRY_S`): giving up at once would have the trigger delivered
-        again and the attempt, which did run, run a second time."""
-        delay_s, waited_s = 0.1, 0.0
+        """Record the end of an attempt that has run; while the store cannot be reached,
+        again with backoff until it answers or the worker stops. Giving up would have
+        the trigger delivered again and the attempt, which did run, run a second time."""
+        tries = _Backoff(self._clock)
         while True:
             try:
                 await self._store.finish_run(done)
-                if waited_s:
+                if tries.count:
                     LOGGER.warning("run %s recorded after the store came back", done.run_id)
                 return
             except BackendUnavailable as err:
-                if waited_s >= FINISH_RETRY_S:
-                    raise
-                if not waited_s:
+                if tries.say():
                     LOGGER.warning("run %s of %s ended %s but the store cannot record it (%s); "
-                                   "trying again", done.run_id, done.task_id, done.status, err,
-                                   extra={"task_id": done.task_id})  # fmt: skip
-            await self._clock.sleep(delay_s)
-            waited_s += delay_s
-            delay_s = min(delay_s * 2, 5.0)
+                                   "trying again until it answers", done.run_id, done.task_id,
+                                   done.status, err, extra={"task_id": done.task_id})  # fmt: skip
+            await tries.wait()
 
     async def _skipped(
         self, task: TaskSpec, name: str, trigger: Mapping[str, Any], *, elsewhere: bool = False
@@ -464,7 +473,10 @@ class Worker:
     async def _environment(
         self, task: TaskSpec, target: RunnableTarget, run: RunRecord, attempts: int
     ) -> dict[str, str]:
-        previous = await self._store.runs(task.task_id, status="succeeded", limit=1)
+        try:
+            previous = await self._store.runs(task.task_id, status="succeeded", limit=1)
+        except BackendUnavailable:  # begun already: run without the last good artifacts
+            previous = []
         scheduled = datetime.fromtimestamp(run.scheduled_at_ms / 1000, UTC)
         return {
             **os.environ,
@@ -522,3 +534,23 @@ def _write_run_json(run: RunRecord) -> None:
 
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
+
+
+class _Backoff:
+    """Waits of 0.1 s doubling to :data:`STORE_RETRY_MAX_S`, on the worker's clock, and
+    when to say so again (the first time, then once a minute)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock, self.count, self._delay_s, self._said_at = clock, 0, 0.1, -math.inf
+
+    def say(self) -> bool:
+        now = self._clock.monotonic()
+        if now - self._said_at >= 60:
+            self._said_at = now
+            return True
+        return False
+
+    async def wait(self) -> None:
+        await self._clock.sleep(self._delay_s)
+        self.count += 1
+        self._delay_s = min(self._delay_s * 2, STORE_RETRY_MAX_S)
