@@ -233,8 +233,10 @@ class Store(Protocol):
         (the outbox), oldest instant first."""
         ...
 
-    async def committed(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Which of ``keys`` (``(task_id, scheduled_at_ms)``) have a dispatch row."""
+    async def decided(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of ``keys`` (``(task_id, scheduled_at_ms)``) an instance has decided: a
+        dispatch row, or an outcome report other than a duplicate's (a fire suppressed
+        by the kill switch, a pause or quiet hours commits no row)."""
         ...
 
     async def adopt(self, row: DispatchRow, owner: str, now_ms: int) -> bool:

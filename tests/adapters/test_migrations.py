@@ -74,7 +74,7 @@ def test_a_version_3_database_from_before_migrations_keeps_its_rows(tmp_path: Pa
     again = SqlStore(url)
     try:
         assert again.revision() == migrate.HEAD
-        assert asyncio.run(again.committed([("t", 1_000)])) == {("t", 1_000)}
+        assert asyncio.run(again.decided([("t", 1_000)])) == {("t", 1_000)}
     finally:
         again.close()
     assert _differences(url) == []

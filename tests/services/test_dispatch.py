@@ -227,3 +227,24 @@ def test_a_true_duplicate_and_a_fire_past_its_grace_are_not_taken_over() -> None
         return committed, await loser.retake({"late": 1_000.0}, ())  # its grace is over
 
     assert asyncio.run(scenario()) == ([], [])
+
+
+def test_a_fire_the_winner_suppressed_is_not_taken_over_and_reported_again() -> None:
+    clock, store = FakeClock(NINE), MemoryStore()
+    lock = MemoryLock(clock)
+    winner = memory_dispatcher(clock, lock=lock, store=store, owner="a")
+    loser = memory_dispatcher(clock, lock=lock, store=store, owner="b")
+
+    async def scenario() -> tuple[OperationsReport, list[OperationsReport]]:
+        for dispatcher in (winner, loser):  # one shared switch, as every instance sees it
+            await dispatcher.kill_switch.set(True, "ops", "exchange halt", clock.now())
+        suppressed = await winner.fire(_task(task_class="trading"), NINE_UTC_MS, "tr_1", ())
+        await loser.fire(_task(task_class="trading"), NINE_UTC_MS, "tr_1", ())
+        clock.advance(6)  # the winner's claim lapsed; it committed nothing
+        return suppressed, await loser.retake({"daily_pnl_reconcile": 30_000.0}, ())
+
+    suppressed, retaken = asyncio.run(scenario())
+    assert suppressed.reason_code == ReasonCode.KILL_SWITCH_ACTIVE
+    assert retaken == []
+    outcomes = [r["reason_code"] for r in asyncio.run(store.reports())]
+    assert sorted(outcomes) == ["CRON_RUNNER_DUPLICATE_FIRE", "KILL_SWITCH_ACTIVE"]

@@ -197,8 +197,14 @@ class MemoryStore:
         ]
         return sorted(rows, key=lambda row: row.scheduled_at_ms)
 
-    async def committed(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
-        return {key for key in keys if key in self._rows}
+    async def decided(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        wanted = set(keys)
+        reported = {
+            (report.get("task_id"), report.get("fired_at_ms")) for _, report in self._reports
+            if report.get("event_type") in _OUTCOME_EVENTS
+            and report.get("reason_code") != "CRON_RUNNER_DUPLICATE_FIRE"
+        }  # fmt: skip
+        return {key for key in wanted if key in self._rows or key in reported}
 
     async def adopt(self, row: DispatchRow, owner: str, now_ms: int) -> bool:
         key = (row.task_id, row.scheduled_at_ms)

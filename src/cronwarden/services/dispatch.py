@@ -351,9 +351,10 @@ class Dispatcher:
     async def retake(
         self, grace_ms: Mapping[str, float], windows: Sequence[QuietHours]
     ) -> list[OperationsReport]:
-        """Fires another instance claimed and never committed: once the claim had time
-        to lapse, dispatch those still inside their grace (that instance died between
-        its claim and its commit). A fire with a committed row was a true duplicate."""
+        """Fires another instance claimed and never decided: once the claim had time to
+        lapse, dispatch those still inside their grace (that instance died between its
+        claim and its commit). A fire with a committed row, or an outcome another
+        instance recorded (suppressed by the kill switch, say), was a true duplicate."""
         now_ms = self._now_ms()
         due = [key for key, (_, again_at) in self.contested.items() if again_at <= now_ms]
         fires = {key: self.contested.pop(key)[0] for key in due}
@@ -361,8 +362,8 @@ class Dispatcher:
                 if key[0] in grace_ms and now_ms - key[1] <= grace_ms[key[0]]}  # fmt: skip
         if not live:
             return []
-        committed = await self.store.committed(list(live))
-        orphans = [fire for key, fire in live.items() if key not in committed]
+        decided = await self.store.decided(list(live))
+        orphans = [fire for key, fire in live.items() if key not in decided]
         if not orphans:
             return []
         LOGGER.warning("%d fire(s) claimed by an instance that never committed them: "

@@ -237,16 +237,30 @@ class SqlStore:
 
         return await self._run(work)
 
-    async def committed(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+    async def decided(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
         if not keys:
             return set()
-        statement = select(dispatches.c.task_id, dispatches.c.scheduled_at_ms).where(
-            tuple_(dispatches.c.task_id, dispatches.c.scheduled_at_ms).in_(list(keys))
+        pairs = list(keys)
+        rows = select(dispatches.c.task_id, dispatches.c.scheduled_at_ms).where(
+            tuple_(dispatches.c.task_id, dispatches.c.scheduled_at_ms).in_(pairs)
+        )
+        # A report is recorded after its instant: the bound keeps the scan to the index's
+        # recent end (reports are indexed by task and recording time).
+        outcomes = (
+            select(reports.c.task_id, reports.c.fired_at_ms)
+            .where(reports.c.task_id.in_({task_id for task_id, _ in pairs}))
+            .where(reports.c.recorded_at_ms >= min(at for _, at in pairs))
+            .where(reports.c.event_type.in_(OUTCOME_EVENTS))
+            .where(reports.c.reason_code != "CRON_RUNNER_DUPLICATE_FIRE")
         )
 
         def work() -> set[tuple[str, int]]:
+            wanted = set(pairs)
             with self._engine.connect() as conn:
-                return {(task_id, at) for task_id, at in conn.execute(statement)}
+                found = {(task_id, at) for task_id, at in conn.execute(rows)}
+                found |= {(task_id, at) for task_id, at in conn.execute(outcomes)
+                          if (task_id, at) in wanted}  # fmt: skip
+            return found
 
         return await self._run(work)
 
