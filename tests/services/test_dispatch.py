@@ -248,3 +248,25 @@ def test_a_fire_the_winner_suppressed_is_not_taken_over_and_reported_again() -> 
     assert retaken == []
     outcomes = [r["reason_code"] for r in asyncio.run(store.reports())]
     assert sorted(outcomes) == ["CRON_RUNNER_DUPLICATE_FIRE", "KILL_SWITCH_ACTIVE"]
+
+
+def test_a_miss_seen_by_two_instances_is_counted_missed_once() -> None:
+    """Two schedulers started together after an outage: each instant is recorded missed
+    by the one that wins its claim and as a duplicate by the other."""
+    clock, store = FakeClock(NINE), MemoryStore()
+    lock = MemoryLock(clock)
+    first = memory_dispatcher(clock, lock=lock, store=store, owner="a")
+    second = memory_dispatcher(clock, lock=lock, store=store, owner="b")
+    misses = [OperationsReport(event_type=EventType.MISSED, task_id="daily_pnl_reconcile",
+                               fired_at_ms=NINE_UTC_MS + n * 1000, targets=("gov.pnl_reporter",),
+                               trace_id=f"tr_{n}", reason_code=ReasonCode.CRON_RUNNER_MISSED_FIRE)
+              for n in range(3)]  # fmt: skip
+
+    async def scenario() -> tuple[list[OperationsReport], list[OperationsReport]]:
+        return await first.record_misses(misses), await second.record_misses(misses)
+
+    won, lost = asyncio.run(scenario())
+    assert [r.event_type for r in won] == [EventType.MISSED] * 3
+    assert [(r.reason_code, r.details["missed"]) for r in lost] == [
+        (ReasonCode.CRON_RUNNER_DUPLICATE_FIRE, True)] * 3  # fmt: skip
+    assert len(asyncio.run(store.reports())) == 6  # each instance's view, one outcome each

@@ -284,6 +284,28 @@ class Dispatcher:
             return [r.with_details(**failure) for r in reports]
         return reports
 
+    async def record_misses(self, misses: list[OperationsReport]) -> list[OperationsReport]:
+        """Record misses once across instances, as fires are: the instance that wins an
+        instant's claim records it missed, the others record it as a duplicate
+        (``CRON_RUNNER_DUPLICATE_FIRE``, ``missed: true``), so that schedulers starting
+        together after an outage do not count each miss once each. When the lock cannot
+        be reached every miss is recorded: a miss counted twice beats one never told."""
+        if not misses:
+            return []
+        keys = [lock_key(self.prefix, report.task_id, report.fired_at_ms) for report in misses]
+        try:
+            claims = await self.lock.claim_many(keys, self.owner, self.claim_ttl_ms)
+        except CronwardenError:
+            return await self.record(misses)
+        reports = [
+            report if won else replace(
+                report, event_type=EventType.SUPPRESSED,
+                reason_code=ReasonCode.CRON_RUNNER_DUPLICATE_FIRE,
+                details={**report.details, "missed": True})
+            for report, won in zip(misses, claims, strict=True)
+        ]  # fmt: skip
+        return await self.record(reports)
+
     async def flush(self) -> bool:
         """Write the reports waiting for the store; whether none wait now."""
         return await self.unrecorded.flush(self.store, self.owner, self._now_ms())
