@@ -140,7 +140,10 @@ class SqlStore:
                 "committed_at_ms": now_ms,
                 "touched_at_ms": now_ms,
             }
-            for row in rows
+            # in key order: two instances committing overlapping batches (both claiming
+            # locally during a Redis outage) then lock the unique index in one order,
+            # and never deadlock
+            for row in sorted(rows, key=lambda row: (row.task_id, row.scheduled_at_ms))
         ]
 
         def work() -> list[bool]:
@@ -176,7 +179,7 @@ class SqlStore:
         closed = [
             {"key_task": task_id, "key_at": at, "key_owner": owner, "outcome": str(outcome),
              "settled_at_ms": now_ms}
-            for task_id, at, outcome in outcomes
+            for task_id, at, outcome in sorted(outcomes)
         ]  # fmt: skip
         bodies = [_report_params(report, now_ms) for report in new_reports]
 
@@ -204,7 +207,7 @@ class SqlStore:
         if not keys:
             return
         params = [{"key_task": task_id, "key_at": at, "key_owner": owner, "touched_at_ms": now_ms}
-                  for task_id, at in keys]  # fmt: skip
+                  for task_id, at in sorted(keys)]  # fmt: skip
 
         def work() -> None:
             with self._engine.begin() as conn:
