@@ -259,7 +259,7 @@ class CronRunner:
             fires.extend(Fire(task, at, self._trace_id()) for at in to_fire)
         misses += self._lost  # runs of instants skipped after a huge jump
         self._lost = []
-        reports = await self._seen(await self._dispatcher.record(misses)) if misses else []
+        reports = await self._seen(await self._dispatcher.record_misses(misses)) if misses else []
         windows = self._manifest.quiet_hours  # as of now
         for start in range(0, len(fires), BATCH):
             batch = fires[start : start + BATCH]
