@@ -81,6 +81,15 @@ class Bus(Protocol):
         """
         ...
 
+    async def publish_many(self, topic: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+        """Publish each of ``payloads`` in order, in as few round trips as the bus
+        allows (reports of a whole batch of fires).
+
+        :raises BackendUnavailable: when one was not accepted (those before it may have
+            been).
+        """
+        ...
+
     def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:
         """Every message published on ``topic`` after this call, in order, until the
         iterator is closed."""

@@ -136,6 +136,21 @@ def test_subscribers_each_see_every_message_published_after_they_read(
     run(scenario, make_bus)
 
 
+def test_many_published_at_once_arrive_in_order(make_bus: MakeBus) -> None:
+    async def scenario() -> None:
+        bus = make_bus(block_ms=100)
+        watcher = bus.subscribe("ops.reports")
+        first = asyncio.ensure_future(anext(watcher))
+        await asyncio.sleep(0.3)
+        await bus.publish_many("ops.reports", [{"report_id": f"r{n}"} for n in range(50)])
+        await bus.publish_many("ops.reports", [])
+        async with asyncio.timeout(5):
+            seen = [await first] + [await anext(watcher) for _ in range(49)]
+        assert [m["report_id"] for m in seen] == [f"r{n}" for n in range(50)]
+
+    run(scenario, make_bus)
+
+
 def test_a_message_given_up_is_delivered_again(make_bus: MakeBus) -> None:
     async def scenario() -> None:
         bus = make_bus(idle_ms=200, block_ms=100)

@@ -93,6 +93,10 @@ class LocalBus:
         for queue in queues:
             queue.put_nowait(dict(message))
 
+    async def publish_many(self, topic: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+        for payload in payloads:
+            await self.publish(topic, payload)
+
     def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:
         """Messages from this call on (the subscription exists before the first read)."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=self._keep)

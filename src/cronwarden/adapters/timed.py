@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from cronwarden.errors import BackendUnavailable
@@ -31,6 +31,16 @@ class TimedBus:
         except TimeoutError as err:
             raise BackendUnavailable(
                 f"bus: no answer to a publish on {topic!r} within {self._timeout_s:g} s"
+            ) from err
+
+    async def publish_many(self, topic: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._bus.publish_many(topic, payloads)
+        except TimeoutError as err:
+            raise BackendUnavailable(
+                f"bus: no answer to {len(payloads)} publishes on {topic!r} within "
+                f"{self._timeout_s:g} s"
             ) from err
 
     def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:
