@@ -86,18 +86,7 @@ def postgres_url() -> str:
 @pytest.fixture
 def postgres_database(postgres_url: str) -> Iterator[str]:
     """The URL of a fresh database, dropped after the test."""
-    import secrets
+    from cronwarden.testing import fresh_database
 
-    import sqlalchemy
-    from sqlalchemy.engine import make_url
-
-    name = f"cwtest_{secrets.token_hex(4)}"
-    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
+    with fresh_database(postgres_url) as url:
+        yield url

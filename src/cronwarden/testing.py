@@ -1,10 +1,16 @@
-"""Test helpers shipped with cronwarden: a fake clock that tests drive by hand, and the
-pipeline wired to in-memory adapters."""
+"""Test helpers shipped with cronwarden: a fake clock that tests drive by hand, the
+pipeline wired to in-memory adapters, and a throwaway PostgreSQL database."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+
+import sqlalchemy
+from sqlalchemy.engine import make_url
 
 from cronwarden.adapters.memory import (
     LocalBus,
@@ -77,3 +83,19 @@ def memory_dispatcher(
         owner=owner,
         retry_delay_s=0.0,
     )
+
+
+@contextmanager
+def fresh_database(admin_url: str, prefix: str = "cwtest") -> Iterator[str]:
+    """The URL of a new, empty database on the PostgreSQL server of ``admin_url``,
+    dropped (its connections closed) afterwards."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
