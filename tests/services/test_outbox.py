@@ -130,11 +130,15 @@ def test_a_fire_that_waits_in_the_queue_past_its_grace_is_missed_and_settled() -
     fires = [Fire(_task("first"), NINE_MS, "tr_1"), Fire(_task("second"), NINE_MS, "tr_2")]
 
     async def scenario() -> list[Any]:
-        batch = asyncio.ensure_future(dispatcher.fire_batch(fires, (), InFlight(1)))
+        slots = InFlight(1)  # one publish at a time, across the batches of a tick
+        batch = asyncio.ensure_future(dispatcher.fire_batch(fires[:1], (), slots))
         await started.wait()
-        clock.advance(31)  # "second" has waited for a slot past its 30 s grace
+        later = asyncio.ensure_future(dispatcher.fire_batch(fires[1:], (), slots))
+        for _ in range(5):
+            await asyncio.sleep(0)  # "second" waits for the slot
+        clock.advance(31)  # past its 30 s grace
         release.set()
-        return await batch
+        return [*await batch, *await later]
 
     first, second = asyncio.run(scenario())
     assert first.event_type is EventType.DISPATCHED
@@ -158,13 +162,30 @@ def test_a_publish_that_hangs_fails_after_the_timeout_and_the_fire_reports_it() 
 
 def test_a_batch_of_a_thousand_fires_ends_in_a_thousand_reports_in_order() -> None:
     clock = FakeClock(NINE)
-    store = MemoryStore()
-    dispatcher = memory_dispatcher(clock, store=store)
+    store, bus = MemoryStore(), LocalBus()
+    dispatcher = memory_dispatcher(clock, store=store, bus=bus)
     fires = [Fire(_task(f"t{n}"), NINE_MS, f"tr_{n}") for n in range(1_000)]
     reports = asyncio.run(dispatcher.fire_batch(fires, (), InFlight(20)))
     assert [r.task_id for r in reports] == [f"t{n}" for n in range(1_000)]
     assert {r.event_type for r in reports} == {EventType.DISPATCHED}
     assert len(asyncio.run(store.reports(limit=2_000))) == 1_000
+    triggers = [m["task_id"] for m in bus.messages[TRIGGER_TOPIC]]
+    assert sorted(triggers) == sorted(f"t{n}" for n in range(1_000))  # each once
+
+
+def test_a_chunk_the_bus_refuses_goes_out_fire_by_fire_with_retries() -> None:
+    class RefusesChunks(LocalBus):
+        async def publish_many(self, topic: str, payloads: Any) -> None:
+            if len(payloads) > 1:
+                raise BackendUnavailable("bus: pipeline refused")
+            await super().publish_many(topic, payloads)
+
+    clock, bus = FakeClock(NINE), RefusesChunks()
+    dispatcher = memory_dispatcher(clock, bus=bus)
+    fires = [Fire(_task(f"t{n}"), NINE_MS, f"tr_{n}") for n in range(10)]
+    reports = asyncio.run(dispatcher.fire_batch(fires, (), InFlight(2)))  # chunks of 5
+    assert {r.event_type for r in reports} == {EventType.DISPATCHED}
+    assert len(bus.messages[TRIGGER_TOPIC]) == 10
 
 
 def test_a_row_whose_owner_is_known_gone_is_taken_over_at_once() -> None:

@@ -58,6 +58,9 @@ class Fire:
     takeover: bool = False
 
 
+#: The most fires whose triggers go out in one publish (one pipeline on Redis).
+PUBLISH_CHUNK = 64
+
 #: How long after a claim's TTL a contested fire is looked at again.
 TAKEOVER_MARGIN_MS = 500
 
@@ -398,28 +401,62 @@ class Dispatcher:
     async def _publish_each(
         self, fires: Sequence[Fire], in_flight: InFlight | None
     ) -> list[Outcome]:
-        """Publish each fire's triggers, at most ``in_flight.limit`` at once, in order."""
+        """Publish each fire's triggers, at most ``in_flight.limit`` publishes at once, in
+        order. A publish carries a chunk of up to :data:`PUBLISH_CHUNK` fires when there
+        are more fires than slots (one round trip on Redis for the chunk); a fire is
+        checked against its grace when its chunk's turn comes."""
         outcomes: list[Outcome] = [Outcome.FAILED] * len(fires)
         if not fires:
             return outcomes
         bound = in_flight or InFlight(len(fires))
-        queue = iter(enumerate(fires))
+        size = min(PUBLISH_CHUNK, -(-len(fires) // bound.limit))
+        chunks = iter([list(range(start, min(start + size, len(fires))))
+                       for start in range(0, len(fires), size)])  # fmt: skip
 
         async def worker() -> None:
-            for i, fire in queue:
+            for chunk in chunks:
                 async with bound.slots:
-                    outcomes[i] = await self._publish_fire(fire)
+                    if len(chunk) == 1:
+                        outcomes[chunk[0]] = await self._publish_fire(fires[chunk[0]])
+                    else:
+                        for i, outcome in zip(chunk, await self._publish_chunk(
+                                [fires[i] for i in chunk]), strict=True):  # fmt: skip
+                            outcomes[i] = outcome
 
-        if len(fires) == 1:
+        count = -(-len(fires) // size)
+        if count == 1:
             await worker()
         else:
-            await asyncio.gather(*(worker() for _ in range(min(bound.limit, len(fires)))))
+            await asyncio.gather(*(worker() for _ in range(min(bound.limit, count))))
         return outcomes
 
-    async def _publish_fire(self, fire: Fire) -> Outcome:
-        late_ms = self._now_ms() - fire.scheduled_at_ms
+    async def _publish_chunk(self, fires: Sequence[Fire]) -> list[Outcome]:
+        """The triggers of ``fires`` in one publish; when the bus refuses it, fire by
+        fire with the usual retries (a trigger it had taken may then go out twice: the
+        workers run each run key once)."""
+        now_ms = self._now_ms()
+        outcomes = [Outcome.MISSED if self._queued_past_grace(fire, now_ms) else Outcome.FAILED
+                    for fire in fires]  # fmt: skip
+        going = [i for i, outcome in enumerate(outcomes) if outcome is Outcome.FAILED]
+        payloads = [_trigger(fires[i].task.task_id, target, fires[i].scheduled_at_ms,
+                             fires[i].trace_id)
+                    for i in going for target in fires[i].task.targets]  # fmt: skip
+        try:
+            await self.bus.publish_many(TRIGGER_TOPIC, payloads)
+        except Exception:  # any bus failure: each fire on its own, with retries
+            for i in going:
+                outcomes[i] = await self._publish_fire(fires[i])
+            return outcomes
+        for i in going:
+            outcomes[i] = Outcome.PUBLISHED
+        return outcomes
+
+    def _queued_past_grace(self, fire: Fire, now_ms: int) -> bool:
         on_time = fire.forced is not None or fire.catch_up
-        if not on_time and late_ms > fire.task.misfire_grace_s * 1000:
+        return not on_time and now_ms - fire.scheduled_at_ms > fire.task.misfire_grace_s * 1000
+
+    async def _publish_fire(self, fire: Fire) -> Outcome:
+        if self._queued_past_grace(fire, self._now_ms()):
             return Outcome.MISSED  # waited in the queue past its grace
         return await self._publish_targets(fire.task.task_id, fire.task.targets,
                                            fire.scheduled_at_ms, fire.trace_id)  # fmt: skip
@@ -428,9 +465,7 @@ class Dispatcher:
         self, task_id: str, targets: Sequence[str], scheduled_at_ms: int, trace_id: str
     ) -> Outcome:
         for target in targets:
-            payload = {"task_id": task_id, "target": target, "scheduled_at": scheduled_at_ms,
-                       "trace_id": trace_id}  # fmt: skip
-            if not await self._publish(payload):
+            if not await self._publish(_trigger(task_id, target, scheduled_at_ms, trace_id)):
                 return Outcome.FAILED
         return Outcome.PUBLISHED
 
@@ -470,6 +505,12 @@ class Dispatcher:
 
     def _now_ms(self) -> int:
         return int(self.clock.now().timestamp() * 1000)
+
+
+def _trigger(task_id: str, target: str, scheduled_at_ms: int, trace_id: str) -> dict[str, object]:
+    """The ``cron.trigger`` message of one target of one fire."""
+    return {"task_id": task_id, "target": target, "scheduled_at": scheduled_at_ms,
+            "trace_id": trace_id}  # fmt: skip
 
 
 def _instant(at_ms: int) -> datetime:
