@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 #: The newest revision in ``migrations/versions`` (a test keeps the two equal): a
 #: database already there is opened without importing Alembic.
@@ -59,7 +59,8 @@ def upgrade(engine: Engine, *, attempts: int = 5) -> tuple[str | None, str | Non
     for attempt in range(1, attempts + 1):
         try:
             return _upgrade_once(engine)
-        except OperationalError:  # another process was creating the same tables
+        # another process was creating the same tables, or had just written the version
+        except (OperationalError, IntegrityError):
             if attempt == attempts:
                 raise
             time.sleep(0.1 * attempt)
