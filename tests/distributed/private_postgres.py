@@ -8,10 +8,11 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from cronwarden.testing import free_port
 
 
 def bin_dir() -> Path | None:
@@ -29,10 +30,7 @@ class PrivatePostgres:
     def __init__(self, binaries: Path) -> None:
         self._bin = binaries
         self.folder = Path(tempfile.mkdtemp(prefix="cw-pg-"))
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = int(probe.getsockname()[1])
-        probe.close()
+        self.port = free_port()
         self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self._as:
             shutil.chown(self.folder, "postgres")

@@ -8,16 +8,15 @@ import subprocess
 import time
 from pathlib import Path
 
+from cronwarden.testing import free_port
+
 
 class PrivateRedis:
     """A ``redis-server`` of the test's own, keeping nothing on disk."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = int(probe.getsockname()[1])
-        probe.close()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

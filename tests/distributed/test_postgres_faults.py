@@ -10,46 +10,23 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy
-from private_postgres import PrivatePostgres, bin_dir
+from private_postgres import PrivatePostgres
+
+from cronwarden.testing import free_port
 
 MANIFEST = """\
 tasks:
   - {task_id: tick, cron: '* * * * * *', targets: [ops.tick], task_class: health,
      misfire_grace_s: 2}
 """
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    binaries = bin_dir()
-    if binaries is None:
-        why = "PostgreSQL's initdb is not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs it: {why}")
-        pytest.skip(why)
-    server = PrivatePostgres(binaries)
-    server.start()
-    yield server
-    server.remove()
-
-
-def _free_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = int(probe.getsockname()[1])
-    probe.close()
-    return port
 
 
 def _wait_dispatching(http: str, timeout_s: float = 60) -> None:
@@ -87,7 +64,7 @@ def test_a_database_crash_delays_reports_and_loses_none(
 ) -> None:
     manifest = tmp_path / "cronwarden.yaml"
     manifest.write_text(MANIFEST)
-    http = f"127.0.0.1:{_free_port()}"
+    http = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "CRONWARDEN_DATABASE_URL": private_postgres.url, "CRONWARDEN_HTTP": http}
     daemon = subprocess.Popen([sys.executable, "-m", "cronwarden", "start", "--manifest",
                                str(manifest), "--for", "90", "--log-format", "json"],

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from cronwarden.testing import free_port
+
 JOB = "import os; print(os.environ['CRONWARDEN_SCHEDULED_AT'], os.getpid())"
 
 
@@ -135,7 +137,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_runs_nothing_twice(
         "tasks: [{task_id: nightly, cron: '0 0 1 1 *', targets: [job], task_class: health}]\n"
     )
     env = {**shared_env, "CRONWARDEN_WORKER_IDLE_S": "2"}
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     scheduler = _cli(env, "start", "--no-worker", "--manifest", str(manifest), "--http", address)
     doomed = _cli(env, "worker", "--manifest", str(manifest))
     try:
@@ -169,16 +171,6 @@ def test_a_worker_killed_mid_run_loses_nothing_and_runs_nothing_twice(
     assert [(r["attempt"], r["status"], r["reason_code"], r["deliveries"]) for r in runs] == [
         (1, "cancelled", "CRON_RUNNER_RUN_ABANDONED", 1), (2, "succeeded", "", 2)]  # fmt: skip
     assert [line.split()[0] for line in log.read_text().splitlines()] == ["1", "2"]
-
-
-def _free_port() -> int:
-    import socket
-
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = int(probe.getsockname()[1])
-    probe.close()
-    return port
 
 
 def _answers(address: str) -> bool:

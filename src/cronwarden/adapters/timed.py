@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
 from typing import Any
 
 from cronwarden.errors import BackendUnavailable
@@ -25,22 +25,19 @@ class TimedBus:
         self._timeout_s = timeout_s
 
     async def publish(self, topic: str, payload: Mapping[str, Any]) -> None:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await self._bus.publish(topic, payload)
-        except TimeoutError as err:
-            raise BackendUnavailable(
-                f"bus: no answer to a publish on {topic!r} within {self._timeout_s:g} s"
-            ) from err
+        await self._within(self._bus.publish(topic, payload), f"a publish on {topic!r}")
 
     async def publish_many(self, topic: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+        await self._within(self._bus.publish_many(topic, payloads),
+                           f"{len(payloads)} publishes on {topic!r}")  # fmt: skip
+
+    async def _within(self, publishing: Awaitable[None], what: str) -> None:
         try:
             async with asyncio.timeout(self._timeout_s):
-                await self._bus.publish_many(topic, payloads)
+                await publishing
         except TimeoutError as err:
             raise BackendUnavailable(
-                f"bus: no answer to {len(payloads)} publishes on {topic!r} within "
-                f"{self._timeout_s:g} s"
+                f"bus: no answer to {what} within {self._timeout_s:g} s"
             ) from err
 
     def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:

@@ -25,6 +25,7 @@ from cronwarden.failpoints import failpoint
 from cronwarden.manifest.model import QuietHours, TaskSpec
 from cronwarden.ports import Bus, Clock, DispatchRow, KillSwitch, Lock, Outcome, Pauses, Store
 from cronwarden.reasons import ReasonCode
+from cronwarden.services.backoff import Backoff
 from cronwarden.services.report_buffer import ReportBuffer
 
 TRIGGER_TOPIC = "cron.trigger"
@@ -191,20 +192,19 @@ class Dispatcher:
             if fire.forced is None and not fire.catch_up:
                 grace_end = fire.scheduled_at_ms + fire.task.misfire_grace_s * 1000
                 deadline_ms = min(deadline_ms, grace_end)
-        delay_s, attempt = 0.1, 1
+        tries = Backoff(self.clock, max_s=2.0)
         while True:
             try:
                 return await self.store.commit_dispatches(rows, now_ms)
             except BackendUnavailable as err:
                 now_ms = self._now_ms()
-                if now_ms + delay_s * 1000 > deadline_ms:
+                if now_ms + tries.next_wait_s * 1000 > deadline_ms:
                     raise
-                if attempt == 1:
+                if tries.say():
                     LOGGER.warning("the store cannot take %d fire(s) (%s); trying again while "
                                    "they are inside their grace", len(rows), err,
                                    extra={"reason_code": "CRON_RUNNER_BACKEND_FAILED"})  # fmt: skip
-            await self.clock.sleep(delay_s)
-            delay_s, attempt = min(delay_s * 2, 2.0), attempt + 1
+            await tries.wait()
             now_ms = self._now_ms()
 
     async def recover(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import random
 import secrets
@@ -39,6 +38,7 @@ from cronwarden.manifest.targets import (
 from cronwarden.ports import Clock, Delivery, RunRecord, Store
 from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact_text
+from cronwarden.services.backoff import Backoff
 from cronwarden.services.notifications import Notifications
 from cronwarden.services.overlap import Lease, OverlapLeases
 from cronwarden.workers.artifacts import prune, task_dirs
@@ -154,7 +154,7 @@ class Worker:
         handled again, as a redelivery (an attempt begun is resumed, never run twice),
         when it answers: handing it back would spend its deliveries towards the
         dead-letter stream on an outage that is nobody's fault."""
-        tries, deliveries = _Backoff(self._clock), delivery.deliveries
+        tries, deliveries = Backoff(self._clock, max_s=STORE_RETRY_MAX_S), delivery.deliveries
         while True:
             try:
                 records = await self.handle(delivery.payload, deliveries=deliveries)
@@ -439,7 +439,7 @@ class Worker:
         """Record the end of an attempt that has run; while the store cannot be reached,
         again with backoff until it answers or the worker stops. Giving up would have
         the trigger delivered again and the attempt, which did run, run a second time."""
-        tries = _Backoff(self._clock)
+        tries = Backoff(self._clock, max_s=STORE_RETRY_MAX_S)
         while True:
             try:
                 await self._store.finish_run(done)
@@ -534,23 +534,3 @@ def _write_run_json(run: RunRecord) -> None:
 
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
-
-
-class _Backoff:
-    """Waits of 0.1 s doubling to :data:`STORE_RETRY_MAX_S`, on the worker's clock, and
-    when to say so again (the first time, then once a minute)."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock, self.count, self._delay_s, self._said_at = clock, 0, 0.1, -math.inf
-
-    def say(self) -> bool:
-        now = self._clock.monotonic()
-        if now - self._said_at >= 60:
-            self._said_at = now
-            return True
-        return False
-
-    async def wait(self) -> None:
-        await self._clock.sleep(self._delay_s)
-        self.count += 1
-        self._delay_s = min(self._delay_s * 2, STORE_RETRY_MAX_S)
