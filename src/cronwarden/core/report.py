@@ -10,6 +10,8 @@ from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact
 
 CRON_RUNNER_BOT_ID = "gov.cron_runner"
+HEALTH_HEARTBEAT_BOT_ID = "gov.health_heartbeat"
+SUPERVISOR_BOT_ID = "gov.supervisor"
 
 
 class EventType(StrEnum):
@@ -23,6 +25,18 @@ class EventType(StrEnum):
     TASK_PAUSED = "CRON_TASK_PAUSED"
     TASK_RESUMED = "CRON_TASK_RESUMED"
     NOTIFICATION = "CRON_NOTIFICATION"
+    # the watchdog (spec 002): one per sweep, one per transition of a service
+    HEALTH_SWEEP_COMPLETE = "HEALTH_SWEEP_COMPLETE"
+    HEALTH_BOT_MISS = "HEALTH_BOT_MISS"
+    HEALTH_BOT_DOWN = "HEALTH_BOT_DOWN"
+    HEALTH_BOT_RECOVERED = "HEALTH_BOT_RECOVERED"
+    HEALTH_AUTO_RESTART = "HEALTH_AUTO_RESTART"
+    HEALTH_RESTART_BUDGET_EXHAUSTED = "HEALTH_RESTART_BUDGET_EXHAUSTED"
+    # the supervisor (spec 004): one per state change of a workload
+    WORKLOAD_STATE = "SUPERVISOR_WORKLOAD_STATE"
+
+
+_REPORT_PREFIX = {HEALTH_HEARTBEAT_BOT_ID: "ops_health", SUPERVISOR_BOT_ID: "ops_supervisor"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +65,11 @@ class OperationsReport:
 
     @property
     def report_id(self) -> str:
+        if self.event_type is EventType.HEALTH_SWEEP_COMPLETE:
+            return f"ops_health_{self.fired_at_ms}"  # spec 002 §11, exactly
+        prefix = _REPORT_PREFIX.get(self.bot_id, "ops_cronrunner")
         kind = self.event_type.removeprefix("CRON_TASK_").lower()
-        return f"ops_cronrunner_{self.fired_at_ms}_{self.task_id}_{kind}"
+        return f"{prefix}_{self.fired_at_ms}_{self.task_id}_{kind}"
 
     def to_dict(self) -> dict[str, Any]:
         """The contract's wire shape, plus ``reason_code``, ``lock_mode`` and any details

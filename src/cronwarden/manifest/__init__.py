@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from cronwarden.manifest.load import Level, LoadResult, Problem, load_manifest, validate_document
+from cronwarden.manifest.load import LoadResult, load_manifest, validate_document
 from cronwarden.manifest.model import Manifest, QuietHours, Settings, TaskClass, TaskSpec
+from cronwarden.manifest.problems import Level, Problem
 
 __all__ = [
     "Level",

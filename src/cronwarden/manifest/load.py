@@ -13,7 +13,6 @@ import json
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from cronwarden.manifest.model import (
     TaskSpec,
     accepted_keys,
 )
+from cronwarden.manifest.problems import Level, Problem
 from cronwarden.manifest.targets import Target, TargetSpec
 from cronwarden.reasons import ReasonCode
 
@@ -37,24 +37,6 @@ TASK_KEYS = accepted_keys(TaskSpec)
 
 #: ARCHITECTURE §4: warn above, reject above.
 CONCURRENCY_WARN, CONCURRENCY_LIMIT = 20, 60
-
-
-class Level(StrEnum):
-    ERROR = "error"  # the entry or setting was rejected
-    WARNING = "warning"  # loaded as written, or with a stated default
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One finding about the manifest, with the reason code that explains it."""
-
-    level: Level
-    code: ReasonCode
-    where: str  # "tasks[2] 'daily_pnl'" or "settings"
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.level.upper()} {self.code} {self.where}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)
