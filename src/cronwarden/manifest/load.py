@@ -21,15 +21,16 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from cronwarden.cron import parse
 from cronwarden.errors import CronError, ManifestError
+from cronwarden.manifest.base import accepted_keys
 from cronwarden.manifest.forms import canonical_form
 from cronwarden.manifest.model import (
     DEFAULT_CRON_EXPRESSION,
     Manifest,
     Settings,
     TaskSpec,
-    accepted_keys,
 )
 from cronwarden.manifest.problems import Level, Problem
+from cronwarden.manifest.services import validate_heartbeat, validate_services
 from cronwarden.manifest.targets import Target, TargetSpec
 from cronwarden.reasons import ReasonCode
 
@@ -90,8 +91,11 @@ def validate_document(document: Any) -> LoadResult:
     broken |= broken_modes - targets.keys()
     tasks = _routable(_tasks(entries, section, settings, problems), broken, problems)
     _warn_channels(tasks, settings, problems)
+    watched, _ = validate_services(settings.services, problems)
+    heartbeat = validate_heartbeat(settings.heartbeat, problems)
     manifest = Manifest.model_validate({**settings.model_dump(), "tasks": tasks})
-    return LoadResult(manifest.model_copy(update={"targets": targets}), tuple(problems))
+    update = {"targets": targets, "watched": watched, "heartbeat_settings": heartbeat}
+    return LoadResult(manifest.model_copy(update=update), tuple(problems))
 
 
 # -- targets ----------------------------------------------------------------------

@@ -16,11 +16,13 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, ConfigDict, Field, field_validator
 
 from cronwarden.cron.fields import DAY_OF_WEEK, field_bits
 from cronwarden.cron.zones import resolve_zone
 from cronwarden.errors import CronError
+from cronwarden.manifest.base import _Strict
+from cronwarden.manifest.services import HeartbeatSettings, ServiceSpec
 from cronwarden.manifest.targets import BusTarget, CommandTarget, HttpTarget, PythonTarget, Target
 
 BUS_ONLY = BusTarget()
@@ -67,10 +69,6 @@ def _zone_name(value: str) -> str:
     except CronError as err:
         raise ValueError(str(err)) from None
     return value
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="allow")
 
 
 class QuietHours(_Strict):
@@ -243,6 +241,10 @@ class Manifest(Settings):
     """A whole manifest: settings plus the tasks that passed validation."""
 
     tasks: tuple[TaskSpec, ...] = ()
+    #: The ``services:`` entries that passed validation (the watchdog's registry).
+    watched: tuple[ServiceSpec, ...] = ()
+    #: The ``heartbeat:`` section, validated, with its limits applied.
+    heartbeat_settings: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
 
     def task(self, task_id: str) -> TaskSpec:
         """The task named ``task_id``; :class:`KeyError` when there is none."""
@@ -274,14 +276,3 @@ class Manifest(Settings):
             if isinstance(spec, BusTarget | CommandTarget | HttpTarget | PythonTarget)
             else BUS_ONLY
         )
-
-
-def accepted_keys(model: type[BaseModel]) -> frozenset[str]:
-    """Every key ``model`` reads: its field names and their aliases."""
-    keys: set[str] = set()
-    for name, info in model.model_fields.items():
-        keys.add(name)
-        alias = info.validation_alias
-        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
-        keys.update(choice for choice in choices if isinstance(choice, str))
-    return frozenset(keys)
