@@ -118,6 +118,14 @@ class ReasonCode(StrEnum):
     CRON_RUNNER_RUN_ABANDONED = "CRON_RUNNER_RUN_ABANDONED"
     CRON_RUNNER_NOTIFICATION_SENT = "CRON_RUNNER_NOTIFICATION_SENT"
     CRON_RUNNER_NOTIFICATION_FAILED = "CRON_RUNNER_NOTIFICATION_FAILED"
+    # cronwarden: the supervisor
+    SUPERVISOR_WORKLOAD_STARTED = "SUPERVISOR_WORKLOAD_STARTED"
+    SUPERVISOR_WORKLOAD_EXITED = "SUPERVISOR_WORKLOAD_EXITED"
+    SUPERVISOR_WORKLOAD_RESTARTED = "SUPERVISOR_WORKLOAD_RESTARTED"
+    SUPERVISOR_WORKLOAD_HUNG = "SUPERVISOR_WORKLOAD_HUNG"
+    SUPERVISOR_RESTART_BUDGET_EXHAUSTED = "SUPERVISOR_RESTART_BUDGET_EXHAUSTED"
+    SUPERVISOR_WORKLOAD_STOPPED = "SUPERVISOR_WORKLOAD_STOPPED"
+    SUPERVISOR_STOP_OVERRAN = "SUPERVISOR_STOP_OVERRAN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +192,7 @@ _OURS = Spec.CRONWARDEN
 _MANIFEST = "ARCHITECTURE §3 Manifest"
 _RC = "reason_codes"
 _S14 = "§14 Reason Codes"
+_SUPERVISOR = "ARCHITECTURE §2 supervisor (spec 004)"
 
 _TABLE: tuple[Reason, ...] = (
     # -- spec 000, CronRunner ---------------------------------------------------------
@@ -658,6 +667,93 @@ _TABLE: tuple[Reason, ...] = (
         user_message="",
         spec=_OURS,
         section="ARCHITECTURE §4",
+    ),
+    # -- cronwarden: the supervisor (spec 004 TaskSupervisor) -------------------------
+    Reason(
+        code=ReasonCode.SUPERVISOR_WORKLOAD_STARTED,
+        severity=Severity.INFO,
+        meaning="The supervisor started a workload's process for the first time.",
+        action="Record it; no action.",
+        user_message="",
+        spec=_OURS,
+        section=_SUPERVISOR,
+    ),
+    Reason(
+        code=ReasonCode.SUPERVISOR_WORKLOAD_EXITED,
+        severity=Severity.WARN,
+        meaning=(
+            "A workload's process ended on its own (an exit code or a signal), or could not "
+            "be started; its restart policy decides whether it is started again."
+        ),
+        action="Record the exit code and reason; restart it per its policy, after a backoff.",
+        user_message="",
+        spec=_OURS,
+        section=_SUPERVISOR,
+    ),
+    Reason(
+        code=ReasonCode.SUPERVISOR_WORKLOAD_RESTARTED,
+        severity=Severity.WARN,
+        meaning=(
+            "A workload's process was started again: automatically after an exit or a hang "
+            "(counted against its restart budget), or by an operator (not counted)."
+        ),
+        action="Record it; a workload restarted again and again needs a look at its log.",
+        user_message="",
+        spec=_OURS,
+        section=_SUPERVISOR,
+    ),
+    Reason(
+        code=ReasonCode.SUPERVISOR_WORKLOAD_HUNG,
+        severity=Severity.WARN,
+        meaning=(
+            "A workload's process gave no sign of life (health URL, heartbeat file or "
+            "stdout pattern) for longer than its hang timeout."
+        ),
+        action=(
+            "Alert; stop its process group (stop signal, grace, SIGKILL) and restart it "
+            "per its policy."
+        ),
+        user_message="",
+        spec=_OURS,
+        section=_SUPERVISOR,
+        alert=AlertLevel.WARN,
+    ),
+    Reason(
+        code=ReasonCode.SUPERVISOR_RESTART_BUDGET_EXHAUSTED,
+        severity=Severity.WARN,
+        meaning=(
+            "A workload failed again after using every automatic restart its budget allows "
+            "in the window; it is left failed and not restarted."
+        ),
+        action="Page on-call; fix the workload, then restart it by hand.",
+        user_message="",
+        spec=_OURS,
+        section=_SUPERVISOR,
+        alert=AlertLevel.PAGE,
+    ),
+    Reason(
+        code=ReasonCode.SUPERVISOR_WORKLOAD_STOPPED,
+        severity=Severity.INFO,
+        meaning=(
+            "A workload was stopped: at shutdown, by an operator, or it exited cleanly "
+            "and its policy does not restart it."
+        ),
+        action="Record it; no action.",
+        user_message="",
+        spec=_OURS,
+        section=_SUPERVISOR,
+    ),
+    Reason(
+        code=ReasonCode.SUPERVISOR_STOP_OVERRAN,
+        severity=Severity.WARN,
+        meaning=(
+            "A workload's process group was still running when its stop grace ran out "
+            "and was killed with SIGKILL."
+        ),
+        action="Record it with the workload and pid; check why it ignores its stop signal.",
+        user_message="",
+        spec=_OURS,
+        section=_SUPERVISOR,
     ),
 )
 
