@@ -90,3 +90,9 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
 
     with fresh_database(postgres_url) as url:
         yield url
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """``async def`` tests marked ``anyio`` (anyio's pytest plugin) run on asyncio."""
+    return "asyncio"

@@ -10,15 +10,16 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from watchfiles import awatch
 
 from cronwarden.adapters.fallback import FallbackLock
+from cronwarden.adapters.http_probe import HttpProber
 from cronwarden.adapters.memory import LocalBus, MemoryLock
 from cronwarden.adapters.notify import AppriseNotifier
 from cronwarden.adapters.redis_bus import DEFAULT_PREFIX, RedisStreamBus, StreamSettings
@@ -28,20 +29,25 @@ from cronwarden.adapters.redis_lock import RedisLock
 from cronwarden.adapters.sql.controls import Cached, SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.adapters.system import SystemClock
+from cronwarden.adapters.systemd import notify as sd_notify
+from cronwarden.adapters.systemd import watchdog_period_s
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.errors import BackendUnavailable, CronwardenError, ManifestError
-from cronwarden.interfaces.api.app import create_app
+from cronwarden.interfaces.api.app import DaemonViews, create_app
 from cronwarden.manifest import LoadResult, Manifest, load_manifest
+from cronwarden.manifest.services import HeartbeatSettings, ServiceSpec
 from cronwarden.ports import Bus, Clock, KillSwitch, KillSwitchState, Lock
 from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact_url
 from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
 from cronwarden.services.health import CronHealth
+from cronwarden.services.heartbeat import HealthHeartbeat, Leadership, Restart
 from cronwarden.services.notifications import Notifications
 from cronwarden.services.overlap import OverlapLeases
 from cronwarden.services.scheduler import CronRunner, new_trace_id
 from cronwarden.services.worker import Worker
-from cronwarden.telemetry.metrics import CronMetrics
+from cronwarden.telemetry.metrics import CronMetrics, HeartbeatMetrics
+from cronwarden.workers.command import run_command
 from cronwarden.workers.http import send as send_http
 
 LOGGER = logging.getLogger("cronwarden.app")
@@ -345,10 +351,23 @@ async def run_scheduler(
     async def force(task_id: str, actor: str, reason: str) -> dict[str, Any]:
         return (await runner.force(task_id, actor, reason)).to_dict()
 
-    api = create_app(observe.metrics, observe.snapshot, force)
+    heartbeat = watchdog(
+        clock, lambda: runner.manifest, dispatcher, observe, controls,
+        Leadership(lock, f"{dispatcher.prefix}:heartbeat:leader", instance_name())
+        if isinstance(bus, RedisStreamBus) else None,
+        service_restarter(state_dir(manifest_path, result.manifest), lambda: runner.manifest),
+    )  # fmt: skip
+    observe.heartbeat = heartbeat
+    views = DaemonViews(
+        heartbeat_health=heartbeat.health if heartbeat else None,
+        heartbeat_view=heartbeat.view if heartbeat else None,
+    )
+    api = create_app(observe.metrics, observe.snapshot, force, views=views)
     server = _HttpServer(api) if http else None
     served = asyncio.ensure_future(server.serve(sockets=[http])) if server and http else None
     runner.start_at(_ms(clock), await store.last_recorded())  # what passed while stopped
+    sweeping = asyncio.ensure_future(heartbeat.run(stop) if heartbeat else stop.wait())
+    systemd = asyncio.ensure_future(_tell_systemd(stop, heartbeat))
     # The manifest, the heap and the compiled schedules live as long as the process:
     # keep them out of the cycle collector's full passes, which would otherwise stall
     # a busy tick for tens of milliseconds with 100,000 tasks.
@@ -358,6 +377,10 @@ async def run_scheduler(
     finally:
         watcher.cancel()
         refresher.cancel()
+        stop.set()  # the scheduler may have stopped on an error: the rest stop with it
+        await asyncio.gather(sweeping, systemd, return_exceptions=True)
+        if heartbeat is not None:
+            await heartbeat.aclose()
         await working  # runs still going are stopped and recorded as cancelled
         await triggers.aclose()
         await _close_bus(bus)
@@ -388,6 +411,107 @@ async def run_worker(
         following.cancel()
         await triggers.aclose()
         await _close_bus(bus)
+
+
+class WorkloadRestarter(Protocol):
+    """What the watchdog needs of the supervisor: restart a workload by name."""
+
+    async def restart(self, name: str) -> dict[str, Any]: ...
+
+
+def watchdog(
+    clock: Clock,
+    manifest: Callable[[], Manifest],
+    dispatcher: Dispatcher,
+    observe: Observers,
+    kill_switch: KillSwitch,
+    leadership: Leadership | None,
+    restart: Restart,
+) -> HealthHeartbeat | None:
+    """The HealthHeartbeat of the daemon (``None`` when the manifest turns it off): its
+    reports stored and published like the scheduler's, the dead-man URL pinged after
+    each sweep."""
+    first = manifest()
+    if not first.heartbeat_settings.enabled:
+        return None
+    prober = HttpProber(first.heartbeat_settings.max_in_flight)
+
+    async def record(reports: Sequence[OperationsReport]) -> None:
+        recorded = await dispatcher.record(list(reports))
+        await dispatcher.announce(recorded)
+        for report in recorded:
+            observe.report(report)
+
+    async def kill_switch_active() -> bool:
+        return (await kill_switch.state()).active
+
+    async def after_sweep(report: OperationsReport) -> None:
+        url = manifest().heartbeat_settings.deadman_url
+        if url:
+            failing = bool(report.details.get("down_count"))
+            observe.ping_deadman(prober, url.rstrip("/") + "/fail" if failing else url)
+
+    def registry() -> tuple[Sequence[ServiceSpec], HeartbeatSettings]:
+        current = manifest()
+        return current.watched, current.heartbeat_settings
+
+    return HealthHeartbeat(
+        clock, prober, registry, record=record, restart=restart,
+        kill_switch_active=kill_switch_active, after_sweep=after_sweep, leadership=leadership,
+        registry_problems=lambda: observe.registry_problems,
+    )  # fmt: skip
+
+
+def service_restarter(
+    directory: Path, manifest: Callable[[], Manifest], supervisor: WorkloadRestarter | None = None
+) -> Restart:
+    """How the watchdog restarts a service: through the supervisor when the service
+    names a workload, else by running its ``restart_command`` (which must finish: a
+    service it starts leaves its process group, as ``systemctl``, ``docker`` or
+    ``setsid`` do), its output kept in ``restarts/SLUG/`` in the state folder."""
+
+    async def restart(service: ServiceSpec) -> str:
+        if service.restart is not None:
+            name = service.restart.supervisor
+            if supervisor is None:
+                raise CronwardenError(f"no supervisor runs here to restart {name!r}",
+                                      code="CRONWARDEN_RESTART_FAILED")  # fmt: skip
+            try:
+                snapshot = await supervisor.restart(name)
+            except KeyError:
+                raise CronwardenError(f"the supervisor has no workload {name!r}",
+                                      code="CRONWARDEN_RESTART_FAILED") from None  # fmt: skip
+            return f"supervisor restarted {name} (pid {snapshot.get('pid')})"
+        argv = service.restart_command or ()
+        result = await run_command(
+            argv, env=os.environ, cwd=None, out_dir=directory / "restarts" / service.slug,
+            timeout_s=manifest().heartbeat_settings.restart_timeout_s,
+        )  # fmt: skip
+        if result.status != "succeeded":
+            stderr = " ".join(result.stderr_tail.split())[-300:]
+            raise CronwardenError(f"{argv[0]}: {result.error or result.status}"
+                                  f"{'; stderr: ' + stderr if stderr else ''}",
+                                  code="CRONWARDEN_RESTART_FAILED")  # fmt: skip
+        return f"ran {argv[0]}: exit 0 in {result.duration_ms} ms"
+
+    return restart
+
+
+async def _tell_systemd(stop: asyncio.Event, heartbeat: HealthHeartbeat | None) -> None:
+    """``READY=1`` now, ``WATCHDOG=1`` every half watchdog period while the watchdog
+    sweeps on time (so systemd restarts a daemon whose sweeps stalled), ``STOPPING=1``
+    at the end."""
+    sd_notify("READY=1")
+    period = watchdog_period_s()
+    try:
+        while period is not None and not stop.is_set():
+            if heartbeat is None or heartbeat.on_time():
+                sd_notify("WATCHDOG=1")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)
+        await stop.wait()
+    finally:
+        sd_notify("STOPPING=1")
 
 
 class ManifestFollower:
@@ -421,19 +545,47 @@ class Observers:
     ) -> None:
         self._clock, self._on_report = clock, on_report
         self.metrics = CronMetrics(namespace)
+        self.heartbeat_metrics = HeartbeatMetrics(self.metrics.registry, namespace)
         self.health = CronHealth(started_ms=_ms(clock))
         self.task_class: Callable[[str], str] = lambda task_id: ""
+        self.heartbeat: HealthHeartbeat | None = None
+        #: The errors of the last load in ``services:`` and ``heartbeat:`` (the
+        #: watchdog is red while its registry did not load whole).
+        self.registry_problems: list[str] = []
+        self._pings: set[asyncio.Task[None]] = set()
 
     def report(self, report: OperationsReport) -> None:
         now_ms = _ms(self._clock)
         if report.event_type is EventType.MANIFEST_LOADED:
             self.metrics.entries.set(len(report.details.get("tasks", [])))
+            self.registry_problems = [
+                problem for problem in report.details.get("problems", ())
+                if problem.startswith("ERROR ")
+                and problem.split(" ", 3)[2].startswith(("services", "heartbeat"))
+            ]  # fmt: skip
+        self.heartbeat_metrics.observe(report)
         self.metrics.observe(report, self.task_class(report.task_id), now_ms)
         self.health.observe(report, now_ms)
         self._on_report(report)
 
     def snapshot(self) -> dict[str, Any]:
-        return self.health.snapshot(_ms(self._clock))
+        snapshot = self.health.snapshot(_ms(self._clock))
+        if self.heartbeat is not None:
+            snapshot["heartbeat"] = self.heartbeat.health()
+        return snapshot
+
+    def ping_deadman(self, prober: HttpProber, url: str) -> None:
+        """Ping the dead-man URL in the background: a slow one never delays a sweep."""
+
+        async def ping() -> None:
+            poll = await prober.poll(url, 10.0)
+            if poll.status_code is None or poll.status_code >= 400:
+                LOGGER.warning("dead-man ping %s failed: %s", redact_url(url),
+                               poll.error or f"HTTP {poll.status_code}")  # fmt: skip
+
+        task = asyncio.ensure_future(ping())
+        self._pings.add(task)
+        task.add_done_callback(self._pings.discard)
 
 
 class _HttpServer(uvicorn.Server):

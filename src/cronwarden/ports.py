@@ -315,3 +315,28 @@ class Notifier(Protocol):
     async def send(self, url: str, title: str, body: str, *, failure: bool) -> None:
         """Deliver, or raise :class:`~cronwarden.errors.BackendUnavailable` saying why."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """What one request to a health endpoint brought back."""
+
+    status_code: int | None  # None: no answer (timeout or connection error)
+    body: bytes = b""
+    latency_ms: float = 0.0
+    error: str = ""  # why there was no answer
+    timed_out: bool = False
+
+
+class Prober(Protocol):
+    """Polls health endpoints (spec 002: ``GET /internal/health/<slug>``), many at once."""
+
+    async def poll(self, url: str, timeout_s: float) -> Poll:
+        """One GET of ``url``, answered or given up within ``timeout_s``. Never raises for
+        the endpoint's failures (timeouts, refused or reset connections, bad answers): the
+        :class:`Poll` says what happened."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the connections kept open between sweeps."""
+        ...

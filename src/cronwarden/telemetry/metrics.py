@@ -81,3 +81,57 @@ class CronMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+#: Milliseconds; spec 002 warns when a sweep's p99 is above 25,000.
+SWEEP_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 60000)
+
+
+class HeartbeatMetrics:
+    """The HealthHeartbeat metrics of spec 002 §15, fed by its reports, in the same
+    registry and namespace as the CronRunner's (``{namespace}_healthheartbeat_*``)."""
+
+    def __init__(self, registry: CollectorRegistry, namespace: str = "cronwarden") -> None:
+        prefix = f"{namespace}_healthheartbeat"
+        self.healthy = Gauge(
+            f"{prefix}_bots_healthy",
+            "Number of bots currently in healthy state.",
+            registry=registry,
+        )
+        self.unhealthy = Gauge(
+            f"{prefix}_bots_unhealthy",
+            "Number of bots currently in unhealthy state (above miss threshold).",
+            registry=registry,
+        )
+        self.restarts = Counter(
+            f"{prefix}_restarts",
+            "Total auto-restarts triggered per bot slug.",
+            ["slug"],
+            registry=registry,
+        )
+        self.misses = Counter(
+            f"{prefix}_misses",
+            "Total missed heartbeat polls per bot slug.",
+            ["slug"],
+            registry=registry,
+        )
+        self.sweep_duration = Histogram(
+            f"{prefix}_sweep_duration_ms",
+            "Wall-clock latency of a full sweep cycle.",
+            buckets=SWEEP_BUCKETS_MS,
+            registry=registry,
+        )
+        self.sweeps = Counter(f"{prefix}_sweeps", "Total sweep cycles completed.",
+                              registry=registry)  # fmt: skip
+
+    def observe(self, report: OperationsReport) -> None:
+        details = report.details
+        if report.event_type is EventType.HEALTH_SWEEP_COMPLETE:
+            self.sweeps.inc()
+            self.sweep_duration.observe(float(details.get("sweep_duration_ms", 0.0)))
+            self.healthy.set(int(details.get("healthy_count", 0)))
+            self.unhealthy.set(int(details.get("down_count", 0)))
+            for entry in details.get("unhealthy_bots", ()):
+                self.misses.labels(str(entry["slug"])).inc()
+        elif report.event_type is EventType.HEALTH_AUTO_RESTART:
+            self.restarts.labels(report.task_id).inc()

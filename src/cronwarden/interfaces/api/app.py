@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,12 +24,36 @@ class ForceDispatch(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
+View = Callable[[], dict[str, Any]]
+WorkloadAction = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonViews:
+    """What the daemon's other parts show and do over HTTP; ``None``: not running here."""
+
+    heartbeat_health: View | None = None
+    heartbeat_view: View | None = None
+    supervisor_view: Callable[[], list[dict[str, Any]]] | None = None
+    supervisor_restart: WorkloadAction | None = None
+    supervisor_stop: WorkloadAction | None = None
+
+
 def create_app(
-    metrics: CronMetrics, health: Callable[[], dict[str, Any]], force: Force | None = None
+    metrics: CronMetrics,
+    health: Callable[[], dict[str, Any]],
+    force: Force | None = None,
+    *,
+    views: DaemonViews | None = None,
 ) -> FastAPI:
-    """The app serving ``/metrics``, ``/healthz``, ``/internal/health/cron-runner`` and
-    ``POST /api/tasks/{task_id}/force-dispatch``."""
+    """The app serving ``/metrics``, ``/healthz``, ``/internal/health/cron-runner``,
+    ``/internal/health/health-heartbeat``, ``/api/health``, ``/api/supervisor`` and the
+    operator actions: ``POST /api/tasks/{task_id}/force-dispatch``,
+    ``POST /api/supervisor/{name}/restart`` and ``.../stop``."""
     app = FastAPI(title="cronwarden", version=__version__)
+    views = views or DaemonViews()
+    _watchdog_routes(app, views)
+    _supervisor_routes(app, views)
 
     @app.post("/api/tasks/{task_id}/force-dispatch")
     async def force_dispatch(task_id: str, body: ForceDispatch) -> JSONResponse:
@@ -53,6 +78,46 @@ def create_app(
         return JSONResponse(snapshot, status_code=200 if snapshot["status"] == "green" else 503)
 
     return app
+
+
+def _watchdog_routes(app: FastAPI, views: DaemonViews) -> None:
+    @app.get("/internal/health/health-heartbeat")
+    def health_heartbeat() -> JSONResponse:
+        """Spec 002 §27: green while the last sweep is younger than twice the interval."""
+        if views.heartbeat_health is None:
+            return _error(404, "CRONWARDEN_NOT_AVAILABLE", "the watchdog is off in this daemon")
+        snapshot = views.heartbeat_health()
+        return JSONResponse(snapshot, status_code=200 if snapshot["status"] == "green" else 503)
+
+    @app.get("/api/health")
+    def services() -> JSONResponse:
+        if views.heartbeat_view is None:
+            return _error(404, "CRONWARDEN_NOT_AVAILABLE", "the watchdog is off in this daemon")
+        return JSONResponse(views.heartbeat_view())
+
+
+def _supervisor_routes(app: FastAPI, views: DaemonViews) -> None:
+    @app.get("/api/supervisor")
+    def workloads() -> JSONResponse:
+        if views.supervisor_view is None:
+            return _error(404, "CRONWARDEN_NOT_AVAILABLE", "no supervisor runs in this daemon")
+        return JSONResponse({"workloads": views.supervisor_view()})
+
+    async def act(action: WorkloadAction | None, name: str) -> JSONResponse:
+        if action is None:
+            return _error(404, "CRONWARDEN_NOT_AVAILABLE", "no supervisor runs in this daemon")
+        try:
+            return JSONResponse(await action(name))
+        except KeyError:
+            return _error(404, "SUPERVISOR_UNKNOWN_WORKLOAD", f"{name!r} is not a workload")
+
+    @app.post("/api/supervisor/{name}/restart")
+    async def restart(name: str) -> JSONResponse:
+        return await act(views.supervisor_restart, name)
+
+    @app.post("/api/supervisor/{name}/stop")
+    async def stop(name: str) -> JSONResponse:
+        return await act(views.supervisor_stop, name)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
