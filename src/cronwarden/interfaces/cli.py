@@ -64,6 +64,13 @@ from cronwarden.errors import (
     ManifestError,
     UnknownTask,
 )
+from cronwarden.interfaces.cli_common import (
+    DEFAULT_MANIFEST,
+    has_state,
+    manifest_if_readable,
+    read_state,
+)
+from cronwarden.interfaces.cli_health import deadman_app, health_app
 from cronwarden.interfaces.progress import RunProgress
 from cronwarden.manifest import Level, LoadResult, Manifest, Problem, TaskSpec, load_manifest
 from cronwarden.manifest.model import TaskClass
@@ -133,9 +140,6 @@ def _print_table(expr: str, schedule: CronSchedule, fires: list[datetime]) -> No
     for number, fire in enumerate(fires, start=1):
         table.add_row(str(number), fire.isoformat(), fire.astimezone(UTC).isoformat())
     console.print(table)
-
-
-DEFAULT_MANIFEST = Path("cronwarden.yaml")
 
 
 @app.command("next")
@@ -411,11 +415,11 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Whether the scheduler is up (its health endpoint), the kill switch, and the last 24 h."""
-    directory = state_dir(manifest, _manifest_if_readable(manifest))
+    directory = state_dir(manifest, manifest_if_readable(manifest))
     daemon = _daemon_health(http)
     kill_switch: KillSwitchState | None = KillSwitchState(active=False)
     counts, errors = dict[str, int](), list[str]()
-    if _has_state(directory):
+    if has_state(directory):
         kill_switch, counts, errors = asyncio.run(_state_summary(directory))
     report = {
         "daemon": daemon,
@@ -515,24 +519,6 @@ def force_dispatch(
     typer.echo(line)
 
 
-def _has_state(directory: Path) -> bool:
-    """Whether there is state to read: a shared database, or ``state.db`` in
-    ``directory``."""
-    return database_url() is not None or (directory / "state.db").exists()
-
-
-def _read_state(directory: Path, read: Callable[[SqlStore], Coroutine[Any, Any, T]]) -> T | None:
-    """``read`` from the state database in ``directory``; ``None`` when there is none yet
-    (a read never creates one)."""
-    if not _has_state(directory):
-        return None
-    store = open_store(directory)
-    try:
-        return asyncio.run(read(store))
-    finally:
-        store.close()
-
-
 @app.command("history")
 def history(
     task: Annotated[str | None, typer.Argument(help="Only this task's reports.")] = None,
@@ -545,8 +531,8 @@ def history(
     ] = False,
 ) -> None:
     """The recorded reports, newest first."""
-    directory = state_dir(manifest, _manifest_if_readable(manifest))
-    reports = _read_state(directory, lambda store: store.reports(task_id=task, limit=limit)) or []
+    directory = state_dir(manifest, manifest_if_readable(manifest))
+    reports = read_state(directory, lambda store: store.reports(task_id=task, limit=limit)) or []
     if as_json:
         typer.echo(json.dumps(reports))
         return
@@ -574,8 +560,8 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of runs.")] = False,
 ) -> None:
     """The runs the workers made of command targets, newest first: one per attempt."""
-    directory = state_dir(manifest, _manifest_if_readable(manifest))
-    found = _read_state(directory, lambda store: store.runs(task_id=task, status=status,
+    directory = state_dir(manifest, manifest_if_readable(manifest))
+    found = read_state(directory, lambda store: store.runs(task_id=task, status=status,
                                                              limit=limit)) or []  # fmt: skip
     if as_json:
         typer.echo(json.dumps([run.to_dict() for run in found]))
@@ -603,8 +589,8 @@ def logs(
     ] = False,
 ) -> None:
     """A run's output: its stdout, then its stderr (on stderr); --follow streams stdout."""
-    directory = state_dir(manifest, _manifest_if_readable(manifest))
-    if not _has_state(directory):
+    directory = state_dir(manifest, manifest_if_readable(manifest))
+    if not has_state(directory):
         raise CronwardenError(f"no runs recorded in {directory}", code="CRONWARDEN_UNKNOWN_RUN")
     store = open_store(directory)
     try:
@@ -670,7 +656,7 @@ def list_tasks(
 async def _task_rows(manifest: Manifest, directory: Path) -> list[dict[str, object]]:
     summaries: dict[str, dict[str, object]] = {}
     paused: set[str] = set()
-    if _has_state(directory):
+    if has_state(directory):
         store = open_store(directory)
         try:
             summaries = dict(await store.task_summaries())
@@ -829,7 +815,7 @@ def _exit_code(run: RunRecord) -> int:
 
 async def _dry_run(manifest: Manifest, task: TaskSpec, now: datetime, directory: Path) -> list[str]:
     kill_switch_on, paused = False, False
-    if _has_state(directory):
+    if has_state(directory):
         store = open_store(directory)
         try:
             kill_switch_on = (await _kill_switch_state(store)).active
@@ -853,6 +839,8 @@ killswitch_app = typer.Typer(help="The kill switch: suppresses trading tasks whi
 app.add_typer(killswitch_app, name="killswitch")
 db_app = typer.Typer(help="The state database's schema (SQLite, or $CRONWARDEN_DATABASE_URL).")
 app.add_typer(db_app, name="db")
+app.add_typer(health_app, name="health")
+app.add_typer(deadman_app, name="deadman")
 
 ManifestOption = Annotated[Path, typer.Option("--manifest", help="Whose state to change.")]
 ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (default: $USER).")]
@@ -869,7 +857,7 @@ def _control(
     loaded: Manifest | None = None,
 ) -> None:
     """Open the manifest's store, apply one operator action, print what it says."""
-    store = open_store(state_dir(manifest, loaded or _manifest_if_readable(manifest)))
+    store = open_store(state_dir(manifest, loaded or manifest_if_readable(manifest)))
     try:
         typer.echo(asyncio.run(action(store, datetime.now(UTC))))
     finally:
@@ -913,7 +901,7 @@ def _set_kill_switch(manifest: Path, active: bool, actor: str, why: str) -> None
     """Set the switch, and record the change as a report. With Redis, a store that
     cannot be reached does not stop it (the emergency brake must work when the database
     does not): the change is then said to be missing from the history."""
-    directory = state_dir(manifest, _manifest_if_readable(manifest))
+    directory = state_dir(manifest, manifest_if_readable(manifest))
 
     async def action() -> str:
         store = open_store_or_why(directory)
@@ -945,7 +933,7 @@ def killswitch_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
 ) -> None:
     """Show whether the kill switch is on, who set it, why and when."""
-    directory = state_dir(manifest, _manifest_if_readable(manifest))
+    directory = state_dir(manifest, manifest_if_readable(manifest))
 
     async def action() -> str:
         store = open_store_or_why(directory)
@@ -1000,7 +988,7 @@ def resume(
 
 
 def _set_paused(manifest: Path, task_id: str, paused: bool, actor: str, why: str) -> None:
-    loaded = _manifest_if_readable(manifest)
+    loaded = manifest_if_readable(manifest)
     if loaded is not None:
         _task_of(loaded, task_id, manifest)
 
@@ -1018,14 +1006,6 @@ def _set_paused(manifest: Path, task_id: str, paused: bool, actor: str, why: str
     _control(manifest, action, loaded)
 
 
-def _manifest_if_readable(path: Path) -> Manifest | None:
-    """The manifest for finding the state folder; state stays reachable when it is broken."""
-    try:
-        return load_manifest(path).manifest if path.exists() else None
-    except ManifestError:
-        return None
-
-
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -1038,7 +1018,7 @@ def db_upgrade(
     ] = False,
 ) -> None:
     """Apply the schema migrations the state database lacks (``start`` does too)."""
-    directory = state_dir(manifest, _manifest_if_readable(manifest))
+    directory = state_dir(manifest, manifest_if_readable(manifest))
     if sql:
         typer.echo(upgrade_sql(database_url() or sqlite_url(directory)), nl=False)
         return
@@ -1059,7 +1039,7 @@ def db_current(
     manifest: Annotated[Path, typer.Option("--manifest", help="Whose state.")] = DEFAULT_MANIFEST,
 ) -> None:
     """Show the revision the state database is at, and the newest this build knows."""
-    directory = state_dir(manifest, _manifest_if_readable(manifest))
+    directory = state_dir(manifest, manifest_if_readable(manifest))
     store = open_store(directory, upgrade=False)
     try:
         revision = store.revision()

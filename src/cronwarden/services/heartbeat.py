@@ -68,7 +68,7 @@ class ServiceState:
     slug: str
     miss_count: int = 0
     down: bool = False  # reached the threshold and not healthy since
-    status: str = "unknown"  # unknown | healthy | missing | down | budget_exhausted
+    status: str = "unknown"  # unknown | healthy | missed | down | budget_exhausted
     last_poll_ms: int | None = None
     last_ok_ms: int | None = None
     down_since_ms: int | None = None
@@ -236,7 +236,7 @@ class HealthHeartbeat:
                     "threshold": threshold, "last_seen_ms": state.last_ok_ms,
                     "reason_code": str(verdict.reason_code or "")})  # fmt: skip
         if state.miss_count < threshold:
-            state.status = "down" if state.down else "missing"
+            state.status = "down" if state.down else "missed"
             state.last_action = Action.NONE
             return Action.NONE
         if state.miss_count == threshold:
