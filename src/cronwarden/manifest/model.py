@@ -224,8 +224,8 @@ class Settings(_Strict):
     # Sections of later components, kept as written until those components validate them.
     targets: dict[str, Any] = Field(default_factory=dict)
     execution_modes: dict[str, Any] = Field(default_factory=dict)
-    services: list[Any] = Field(default_factory=list)
-    heartbeat: dict[str, Any] = Field(default_factory=dict)
+    services: Any = Field(default_factory=list)  # validated by manifest.services
+    heartbeat: Any = Field(default_factory=dict)  # validated by manifest.services
     supervisor: dict[str, Any] = Field(default_factory=dict)
     alerts: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
