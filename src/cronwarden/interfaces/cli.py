@@ -54,7 +54,7 @@ from cronwarden.app import (
     state_dir,
 )
 from cronwarden.core.pipeline import explain, lock_key
-from cronwarden.core.report import EventType, OperationsReport
+from cronwarden.core.report import HEALTH_HEARTBEAT_BOT_ID, EventType, OperationsReport
 from cronwarden.cron import CronSchedule, describe, parse
 from cronwarden.cron.zones import resolve_zone
 from cronwarden.errors import (
@@ -396,14 +396,35 @@ def _show(report: OperationsReport, console: Console | None) -> None:
         console.print(_live_line(report), soft_wrap=True)
 
 
+_STYLES = {"CRON_TASK_DISPATCHED": "green", "CRON_TASK_FAILED": "red",
+           "HEALTH_SWEEP_COMPLETE": "dim", "HEALTH_BOT_RECOVERED": "green",
+           "HEALTH_BOT_DOWN": "red", "HEALTH_RESTART_BUDGET_EXHAUSTED": "red"}  # fmt: skip
+
+
 def _live_line(report: OperationsReport, *, markup: bool = True) -> str:
     at = datetime.fromtimestamp(report.fired_at_ms / 1000, UTC).isoformat()
     event = str(report.event_type)
     if markup:
-        style = {"CRON_TASK_DISPATCHED": "green", "CRON_TASK_FAILED": "red"}.get(event, "yellow")
+        style = _STYLES.get(event, "yellow")
         event = f"[{style}]{event}[/{style}]"
+    if report.bot_id == HEALTH_HEARTBEAT_BOT_ID:
+        return f"{at} {event} {_watchdog_summary(report)} {report.trace_id}"
     targets = ",".join(report.targets)
     return f"{at} {event} {report.task_id} {targets} {report.reason_code} {report.trace_id}"
+
+
+def _watchdog_summary(report: OperationsReport) -> str:
+    found = report.details
+    if report.event_type is EventType.HEALTH_SWEEP_COMPLETE:
+        took = f"{found['sweep_duration_ms']:.0f} ms"
+        return (f"{found['total_bots']} service(s): {found['healthy_count']} healthy, "
+                f"{found['unhealthy_count']} missed, {found['down_count']} down, "
+                f"{found['restarted_count']} restarted in {took}")  # fmt: skip
+    if report.event_type is EventType.HEALTH_AUTO_RESTART:
+        how = found.get("restart") if found.get("restart_ok") else found.get("restart_error")
+        return f"{report.task_id} {report.reason_code} {how}"
+    misses = found.get("miss_count", found.get("misses_before", ""))
+    return f"{report.task_id} {report.reason_code} misses={misses} {found.get('last_error', '')}"
 
 
 @app.command("status")
@@ -440,6 +461,12 @@ def status(
         return
     up = daemon.get("status", "down") if daemon else "down (no answer on " + http + ")"
     typer.echo(f"scheduler:   {up}")
+    watchdog = daemon.get("heartbeat") if daemon else None
+    if isinstance(watchdog, dict):
+        age = watchdog.get("last_sweep_age_s")
+        typer.echo(f"watchdog:    {watchdog['status']}, {watchdog.get('total_bots') or 0} "
+                   f"service(s), {watchdog.get('down_count') or 0} down, last sweep "
+                   f"{'never' if age is None else f'{age:.0f} s ago'}")  # fmt: skip
     switch = "unknown" if kill_switch is None else _kill_switch_line(kill_switch)
     typer.echo(f"kill switch: {switch.removeprefix('kill switch: ')}")
     typer.echo("last 24 h:   " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"))
