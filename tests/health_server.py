@@ -28,6 +28,7 @@ class HealthServer:
     def __init__(self) -> None:
         self.answers: dict[str, Answer] = {}
         self.hits: dict[str, int] = {}
+        self.posts: dict[str, list[bytes]] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,6 +45,13 @@ class HealthServer:
                     self.wfile.write(answer.body)
                 except OSError:  # the poller gave up first
                     pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                server.posts.setdefault(self.path, []).append(self.rfile.read(length))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

@@ -44,6 +44,7 @@ from cronwarden.services.health import CronHealth
 from cronwarden.services.heartbeat import HealthHeartbeat, Leadership, Restart
 from cronwarden.services.notifications import Notifications
 from cronwarden.services.overlap import OverlapLeases
+from cronwarden.services.paging import Pager
 from cronwarden.services.scheduler import CronRunner, new_trace_id
 from cronwarden.services.worker import Worker
 from cronwarden.telemetry.metrics import CronMetrics, HeartbeatMetrics
@@ -436,11 +437,17 @@ def watchdog(
         return None
     prober = HttpProber(first.heartbeat_settings.max_in_flight)
 
-    async def record(reports: Sequence[OperationsReport]) -> None:
+    async def keep(reports: Sequence[OperationsReport]) -> None:
         recorded = await dispatcher.record(list(reports))
         await dispatcher.announce(recorded)
         for report in recorded:
             observe.report(report)
+
+    pager = Pager(AppriseNotifier(), manifest, keep)
+
+    async def record(reports: Sequence[OperationsReport]) -> None:
+        await keep(reports)
+        await pager.page(reports)
 
     async def kill_switch_active() -> bool:
         return (await kill_switch.state()).active

@@ -93,6 +93,7 @@ def validate_document(document: Any) -> LoadResult:
     _warn_channels(tasks, settings, problems)
     watched, _ = validate_services(settings.services, problems)
     heartbeat = validate_heartbeat(settings.heartbeat, problems)
+    _warn_undefined(heartbeat.notify, settings, "heartbeat", problems)
     manifest = Manifest.model_validate({**settings.model_dump(), "tasks": tasks})
     update = {"targets": targets, "watched": watched, "heartbeat_settings": heartbeat}
     return LoadResult(manifest.model_copy(update=update), tuple(problems))
@@ -140,12 +141,18 @@ def _execution_modes(
 def _warn_channels(tasks: list[TaskSpec], settings: Settings, problems: list[Problem]) -> None:
     """A channel a task names that is neither defined nor ``memory`` is warned about; its
     notifications will be recorded as failed."""
+    for task in tasks:
+        _warn_undefined(task.notify, settings, task.task_id, problems)
+
+
+def _warn_undefined(
+    channels: Iterable[str], settings: Settings, where: str, problems: list[Problem]
+) -> None:
     defined = settings.notifications.channels.keys() | {"memory"}
     problems.extend(
-        Problem(Level.WARNING, ReasonCode.CRON_RUNNER_UNKNOWN_KEY, task.task_id,
+        Problem(Level.WARNING, ReasonCode.CRON_RUNNER_UNKNOWN_KEY, where,
                 f"notify: channel {channel!r} is not defined under notifications.channels")
-        for task in tasks
-        for channel in task.notify
+        for channel in channels
         if channel not in defined
     )  # fmt: skip
 

@@ -129,6 +129,9 @@ class HeartbeatSettings(_Strict):
     #: Pinged after every sweep (healthchecks.io style); ``/fail`` appended when the
     #: sweep found a service down.
     deadman_url: str | None = None
+    #: Channels (names from ``notifications.channels``, or ``memory``) that hear every
+    #: page: a service down, its restart budget spent, its recovery from down.
+    notify: tuple[str, ...] = ()
     #: Set false to run no watchdog at all (no sweeps, no health-heartbeat endpoint).
     enabled: bool = True
 
