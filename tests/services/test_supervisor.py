@@ -234,6 +234,45 @@ def test_backoff_doubles_to_its_cap_and_the_budget_window_slides(tmp_path: Path)
     assert seen == [(1.0, 1), (2.0, 2), (4.0, 3), (4.0, 2), (4.0, 2)]
 
 
+def test_a_process_that_stayed_up_longer_than_the_backoff_cap_backs_off_from_the_start(
+    tmp_path: Path,
+) -> None:
+    runs, die = tmp_path / "runs", tmp_path / "die"
+    third_run_waits = [PY, "-c", textwrap.dedent(f"""
+        import os, sys, time
+        with open({str(runs)!r}, "a") as out:
+            out.write("run\\n")
+        if open({str(runs)!r}).read().count("run") >= 3:
+            while not os.path.exists({str(die)!r}):
+                time.sleep(0.02)
+        sys.exit(1)
+    """)]  # fmt: skip
+
+    async def scenario() -> list[float]:
+        clock = FakeClock()
+        spec = workload("svc", third_run_waits, backoff_initial_s=1, backoff_max_s=4)
+        supervisor = Supervisor(clock, [spec], tmp_path)
+        waits = []
+        async with supervising(supervisor):
+
+            def in_backoff(restarts: int) -> bool:
+                entry = state(supervisor, "svc")
+                return entry["restarts_total"] == restarts and entry["state"] == "backoff"
+
+            for restarts in (1, 2):
+                await until(lambda n=restarts: in_backoff(n), f"backoff number {restarts}")
+                waits.append(state(supervisor, "svc")["backoff_s"])
+                clock.advance(waits[-1])
+            await until(lambda: state(supervisor, "svc")["state"] == "running", "third run")
+            clock.advance(10)  # up longer than backoff_max_s
+            die.touch()
+            await until(lambda: state(supervisor, "svc")["restarts_total"] == 3, "third exit")
+            waits.append(state(supervisor, "svc")["backoff_s"])
+        return waits
+
+    assert asyncio.run(scenario()) == [1.0, 2.0, 1.0]
+
+
 def test_a_crash_loop_spends_the_budget_and_pages(tmp_path: Path) -> None:
     recorder = Recorder()
 

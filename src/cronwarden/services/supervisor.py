@@ -12,6 +12,9 @@ Timing (backoff, hang detection, restart budget, ages) reads the injected
 grace) is real time. Shutdown stops workloads in reverse dependency order, each
 process group with its stop signal and then SIGKILL after its grace, and returns only
 when every child is gone.
+
+The module is over 500 lines because one workload's lifecycle (start, watch, decide,
+stop) reads best in one place; each step is its own small method.
 """
 
 from __future__ import annotations
@@ -569,7 +572,9 @@ class Supervisor:
     def _describe(self, slot: _Slot) -> dict[str, Any]:
         """``name, state, pid, age_s, restarts_in_window, restarts_total, last_exit_code,
         last_reason, restart, backoff_s, hang_timeout_s, liveness, last_alive_age_s,
-        depends_on, labels, log``; ages in seconds on the clock, to 0.1 s."""
+        depends_on, labels, log``; ages in seconds on the clock, to 0.1 s. ``backoff_s``
+        is the wait in effect while in ``backoff``, else the next one (without jitter);
+        ``restarts_*`` count automatic restarts only (operator restarts are not)."""
         spec, now, pid = slot.spec, self._clock.monotonic(), slot.pid
         backoff = slot.backoff_s if slot.state is State.BACKOFF else None
         return {
