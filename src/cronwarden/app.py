@@ -36,7 +36,7 @@ from cronwarden.errors import BackendUnavailable, CronwardenError, ManifestError
 from cronwarden.interfaces.api.app import DaemonViews, create_app
 from cronwarden.manifest import LoadResult, Manifest, load_manifest
 from cronwarden.manifest.services import HeartbeatSettings, ServiceSpec
-from cronwarden.ports import Bus, Clock, KillSwitch, KillSwitchState, Lock
+from cronwarden.ports import Bus, Clock, KillSwitch, KillSwitchState, Lock, Pauses
 from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact_url
 from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
@@ -357,6 +357,7 @@ async def run_scheduler(
         Leadership(lock, f"{dispatcher.prefix}:heartbeat:leader", instance_name())
         if isinstance(bus, RedisStreamBus) else None,
         service_restarter(state_dir(manifest_path, result.manifest), lambda: runner.manifest),
+        controls,
     )  # fmt: skip
     observe.heartbeat = heartbeat
     views = DaemonViews(
@@ -428,6 +429,7 @@ def watchdog(
     kill_switch: KillSwitch,
     leadership: Leadership | None,
     restart: Restart,
+    pauses: Pauses,
 ) -> HealthHeartbeat | None:
     """The HealthHeartbeat of the daemon (``None`` when the manifest turns it off): its
     reports stored and published like the scheduler's, the dead-man URL pinged after
@@ -465,7 +467,7 @@ def watchdog(
     return HealthHeartbeat(
         clock, prober, registry, record=record, restart=restart,
         kill_switch_active=kill_switch_active, after_sweep=after_sweep, leadership=leadership,
-        registry_problems=lambda: observe.registry_problems,
+        registry_problems=lambda: observe.registry_problems, paused=pauses.paused_tasks,
     )  # fmt: skip
 
 

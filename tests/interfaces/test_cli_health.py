@@ -249,3 +249,21 @@ def test_health_status_without_a_daemon_is_one_line(cli: Run) -> None:
     done = cli("health", "status", "--http", f"127.0.0.1:{_free_port()}")
     assert done.returncode == 2
     assert done.stderr.startswith("CRONWARDEN_DAEMON_UNREACHABLE: no daemon answers")
+
+
+def test_pause_restart_is_recorded_and_an_unknown_service_is_one_line(
+    tmp_path: Path, cli: Run
+) -> None:
+    manifest = tmp_path / "cronwarden.yaml"
+    manifest.write_text("services: [{slug: bot, health_url: 'http://127.0.0.1:1/h'}]\n")
+    paused = cli("health", "pause-restart", "bot", "--reason", "crash loop", "--actor", "ann",
+                 "--manifest", str(manifest))  # fmt: skip
+    resumed = cli("health", "resume-restart", "bot", "--manifest", str(manifest))
+    unknown = cli("health", "pause-restart", "nobody", "--manifest", str(manifest))
+    assert paused.returncode == 0 and "paused by ann" in paused.stdout
+    assert resumed.returncode == 0
+    events = [(r["event_type"], r.get("actor")) for r in _history(cli, manifest, "bot")]
+    assert events[0] == ("HEALTH_RESTART_PAUSED", "ann")
+    assert events[1][0] == "HEALTH_RESTART_RESUMED"
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("HEALTH_HEARTBEAT_UNKNOWN_SERVICE: 'nobody' is not")

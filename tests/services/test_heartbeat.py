@@ -8,7 +8,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from health_server import HealthServer, closed_port_url, health_server, silent_port
 
 from cronwarden.adapters.http_probe import HttpProber
 from cronwarden.adapters.memory import MemoryLock
@@ -18,6 +17,7 @@ from cronwarden.manifest.services import HeartbeatSettings, ServiceSpec
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.heartbeat import Action, HealthHeartbeat, Leadership
 from cronwarden.testing import FakeClock
+from health_server import HealthServer, closed_port_url, health_server, silent_port
 
 pytestmark = pytest.mark.anyio
 
@@ -414,3 +414,23 @@ async def test_only_the_instance_holding_the_lease_sweeps(server: HealthServer) 
     assert "standby" in roles
     for prober in probers:
         await prober.aclose()
+
+
+async def test_an_operator_s_restart_pause_stops_restarts_but_not_pages(
+    server: HealthServer,
+) -> None:
+    """Spec 002 §27: pause-restart while a crash loop is investigated."""
+    watch = Watch([service(server.answer("/h", 500), "s")], settings(missed_heartbeats_to_alert=1))
+    paused = {"heartbeat-restart:s", "some_task"}
+
+    async def pauses() -> frozenset[str]:
+        return frozenset(paused)
+
+    watch.heartbeat._paused = pauses
+    sweep = await watch.sweep()
+    assert sweep.details["unhealthy_bots"][0]["action"] == Action.PAUSED
+    assert watch.restarted == [] and len(watch.events(EventType.HEALTH_BOT_DOWN)) == 1
+    paused.clear()
+    await watch.sweep()
+    assert watch.restarted == ["s"]
+    await watch.prober.aclose()

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import time
 from collections.abc import Sequence
@@ -24,9 +25,11 @@ from rich.console import Console
 from rich.table import Table
 
 from cronwarden.adapters.http_probe import HttpProber
+from cronwarden.adapters.sql.controls import SqlPauses
 from cronwarden.adapters.system import SystemClock
-from cronwarden.app import state_dir
+from cronwarden.app import open_store, state_dir
 from cronwarden.core.report import HEALTH_HEARTBEAT_BOT_ID, EventType, OperationsReport
+from cronwarden.errors import CronwardenError
 from cronwarden.interfaces.cli_common import (
     DEFAULT_MANIFEST,
     daemon_call,
@@ -34,7 +37,9 @@ from cronwarden.interfaces.cli_common import (
     read_state,
 )
 from cronwarden.manifest import load_manifest
-from cronwarden.services.heartbeat import HealthHeartbeat
+from cronwarden.reasons import ReasonCode
+from cronwarden.services.heartbeat import RESTART_PAUSE_PREFIX, HealthHeartbeat
+from cronwarden.services.scheduler import new_trace_id
 
 EXIT_PROBLEM_FOUND = 1
 
@@ -152,6 +157,59 @@ def _detail(report: dict[str, Any]) -> str:
     if "was_down" in report:
         return "was down" if report["was_down"] else "after a blip"
     return str(report.get("last_error", ""))
+
+
+ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (default: $USER).")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why, for the record.")]
+
+
+@health_app.command("pause-restart")
+def pause_restart(
+    slug: Annotated[str, typer.Argument(help="The service.")],
+    reason: ReasonOption = "",
+    actor: ActorOption = "",
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+) -> None:
+    """Stop restarting SLUG automatically while its crash loop is investigated (spec 002
+    §27); it is still polled and paged. A running daemon sees it at its next sweep."""
+    _pause_restart(manifest, slug, True, actor or getpass.getuser(), reason)
+
+
+@health_app.command("resume-restart")
+def resume_restart(
+    slug: Annotated[str, typer.Argument(help="The service.")],
+    reason: ReasonOption = "",
+    actor: ActorOption = "",
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+) -> None:
+    """Restart SLUG automatically again."""
+    _pause_restart(manifest, slug, False, actor or getpass.getuser(), reason)
+
+
+def _pause_restart(manifest: Path, slug: str, paused: bool, actor: str, why: str) -> None:
+    loaded = manifest_if_readable(manifest)
+    if loaded is not None and slug not in {service.slug for service in loaded.watched}:
+        raise CronwardenError(f"{slug!r} is not a service of {manifest}",
+                              code="HEALTH_HEARTBEAT_UNKNOWN_SERVICE")  # fmt: skip
+    store = open_store(state_dir(manifest, loaded))
+    now = datetime.now(UTC)
+    event = EventType.HEALTH_RESTART_PAUSED if paused else EventType.HEALTH_RESTART_RESUMED
+    code = ReasonCode.CRON_RUNNER_TASK_PAUSED if paused else ReasonCode.CRON_RUNNER_TASK_RESUMED
+    report = OperationsReport(
+        event_type=event, task_id=slug, fired_at_ms=int(now.timestamp() * 1000), targets=(),
+        trace_id=new_trace_id(), reason_code=code, bot_id=HEALTH_HEARTBEAT_BOT_ID,
+        details={"actor": actor, "reason": why},
+    )  # fmt: skip
+
+    async def act() -> None:
+        await SqlPauses(store).set_paused(RESTART_PAUSE_PREFIX + slug, paused, actor, why, now)
+        await store.add_report(report.to_dict(), report.fired_at_ms)
+
+    try:
+        asyncio.run(act())
+    finally:
+        store.close()
+    typer.echo(f"{slug}: automatic restarts {'paused' if paused else 'resumed'} by {actor}")
 
 
 @deadman_app.command("check")

@@ -59,6 +59,11 @@ class Action:
     ALERTED = "alerted"  # down and paged; auto_restart is off
     NO_RESTART = "no_restart_configured"  # down and paged; it has no way to restart
     RESTARTING = "restart_in_progress"  # down; the last restart has not finished yet
+    PAUSED = "restart_paused"  # down and paged; an operator paused its restarts
+
+#: The pause an operator sets on a service's automatic restarts (``health pause-restart``)
+#: is kept among the task pauses under this prefix and the slug.
+RESTART_PAUSE_PREFIX = "heartbeat-restart:"
 
 
 @dataclass
@@ -133,6 +138,7 @@ class HealthHeartbeat:
         after_sweep: Callable[[OperationsReport], Awaitable[None]] | None = None,
         leadership: Leadership | None = None,
         registry_problems: Callable[[], Sequence[str]] = tuple,
+        paused: Callable[[], Awaitable[frozenset[str]]] | None = None,
     ) -> None:
         self._clock, self._prober, self._registry = clock, prober, registry
         self._record, self._restart = record, restart
@@ -144,6 +150,8 @@ class HealthHeartbeat:
         self._started_mono = clock.monotonic()
         self._restarting: dict[str, asyncio.Task[None]] = {}
         self.sweeps = 0
+        self._paused = paused
+        self._restarts_paused: frozenset[str] = frozenset()
 
     # -- one sweep ------------------------------------------------------------------
 
@@ -153,6 +161,7 @@ class HealthHeartbeat:
         services, settings = self._registry()
         self._forget_unwatched(services)
         start_ms, started = self._now_ms(), self._clock.monotonic()
+        await self._read_pauses()
         polls = await self._poll_all(services, settings)
         judged_ms = self._now_ms()
         transitions: list[OperationsReport] = []
@@ -263,6 +272,8 @@ class HealthHeartbeat:
             return Action.NO_RESTART
         if service.slug in self._restarting:
             return Action.RESTARTING
+        if service.slug in self._restarts_paused:
+            return Action.PAUSED
         budget = settings.restart_budget
         now = self._clock.monotonic()
         while state.restarts and now - state.restarts[0] >= budget.window_s:
@@ -343,6 +354,21 @@ class HealthHeartbeat:
             event_type=EventType.HEALTH_SWEEP_COMPLETE, task_id="", fired_at_ms=start_ms,
             targets=(), trace_id=new_trace_id(), bot_id=HEALTH_HEARTBEAT_BOT_ID,
             reason_code=ReasonCode.HEALTH_HEARTBEAT_SWEEP_COMPLETE, details=details,
+        )  # fmt: skip
+
+    async def _read_pauses(self) -> None:
+        """The slugs whose restarts an operator paused; the last known set while the
+        store cannot be read."""
+        if self._paused is None:
+            return
+        try:
+            paused = await self._paused()
+        except CronwardenError as err:
+            LOGGER.warning("heartbeat: restart pauses unreadable, the last known kept: %s", err)
+            return
+        self._restarts_paused = frozenset(
+            name.removeprefix(RESTART_PAUSE_PREFIX) for name in paused
+            if name.startswith(RESTART_PAUSE_PREFIX)
         )  # fmt: skip
 
     async def _kill_switch(self) -> bool:
