@@ -19,7 +19,7 @@ BACKENDS = ["redis", "sqlalchemy", "fastapi", "httpx", "typer", "rich", "click"]
             "cronwarden.core.pipeline, cronwarden.services.dispatch, cronwarden.services.scheduler,"
             " cronwarden.services.worker, cronwarden.services.notifications,"
             " cronwarden.services.overlap, cronwarden.services.heartbeat,"
-            " cronwarden.services.paging,"
+            " cronwarden.services.paging, cronwarden.services.supervisor,"
             " cronwarden.core.liveness",
             [*BACKENDS, "uvicorn", "prometheus_client", "watchfiles", "cronwarden.adapters"],
         ),

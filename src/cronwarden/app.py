@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +46,7 @@ from cronwarden.services.notifications import Notifications
 from cronwarden.services.overlap import OverlapLeases
 from cronwarden.services.paging import Pager
 from cronwarden.services.scheduler import CronRunner, new_trace_id
+from cronwarden.services.supervisor import Supervisor
 from cronwarden.services.worker import Worker
 from cronwarden.telemetry.metrics import CronMetrics, HeartbeatMetrics
 from cronwarden.workers.command import run_command
@@ -352,23 +353,35 @@ async def run_scheduler(
     async def force(task_id: str, actor: str, reason: str) -> dict[str, Any]:
         return (await runner.force(task_id, actor, reason)).to_dict()
 
+    async def keep(reports: Sequence[OperationsReport]) -> None:
+        """Store, publish and observe the reports of the watchdog and the supervisor."""
+        recorded = await dispatcher.record(list(reports))
+        await dispatcher.announce(recorded)
+        for report in recorded:
+            observe.report(report)
+
+    directory = state_dir(manifest_path, result.manifest)
+    supervisor, checker = supervise(clock, result.manifest, directory, keep)
     heartbeat = watchdog(
-        clock, lambda: runner.manifest, dispatcher, observe, controls,
+        clock, lambda: runner.manifest, keep, observe, controls,
         Leadership(lock, f"{dispatcher.prefix}:heartbeat:leader", instance_name())
         if isinstance(bus, RedisStreamBus) else None,
-        service_restarter(state_dir(manifest_path, result.manifest), lambda: runner.manifest),
-        controls,
+        service_restarter(directory, lambda: runner.manifest, supervisor), controls,
     )  # fmt: skip
     observe.heartbeat = heartbeat
     views = DaemonViews(
         heartbeat_health=heartbeat.health if heartbeat else None,
         heartbeat_view=heartbeat.view if heartbeat else None,
+        supervisor_view=supervisor.snapshot if supervisor else None,
+        supervisor_restart=supervisor.restart if supervisor else None,
+        supervisor_stop=supervisor.stop_workload if supervisor else None,
     )
     api = create_app(observe.metrics, observe.snapshot, force, views=views)
     server = _HttpServer(api) if http else None
     served = asyncio.ensure_future(server.serve(sockets=[http])) if server and http else None
     runner.start_at(_ms(clock), await store.last_recorded())  # what passed while stopped
     sweeping = asyncio.ensure_future(heartbeat.run(stop) if heartbeat else stop.wait())
+    supervising = asyncio.ensure_future(supervisor.run(stop) if supervisor else stop.wait())
     systemd = asyncio.ensure_future(_tell_systemd(stop, heartbeat))
     # The manifest, the heap and the compiled schedules live as long as the process:
     # keep them out of the cycle collector's full passes, which would otherwise stall
@@ -380,9 +393,12 @@ async def run_scheduler(
         watcher.cancel()
         refresher.cancel()
         stop.set()  # the scheduler may have stopped on an error: the rest stop with it
-        await asyncio.gather(sweeping, systemd, return_exceptions=True)
+        # workloads stop in reverse dependency order, each within its grace
+        await asyncio.gather(sweeping, supervising, systemd, return_exceptions=True)
         if heartbeat is not None:
             await heartbeat.aclose()
+        if checker is not None:
+            await checker.aclose()
         await working  # runs still going are stopped and recorded as cancelled
         await triggers.aclose()
         await _close_bus(bus)
@@ -416,15 +432,42 @@ async def run_worker(
 
 
 class WorkloadRestarter(Protocol):
-    """What the watchdog needs of the supervisor: restart a workload by name."""
+    """What the watchdog needs of the supervisor: its workloads, and a restart by name."""
+
+    def snapshot(self) -> list[dict[str, Any]]: ...
 
     async def restart(self, name: str) -> dict[str, Any]: ...
+
+
+def supervise(
+    clock: Clock, manifest: Manifest, directory: Path,
+    record: Callable[[Sequence[OperationsReport]], Awaitable[None]],
+) -> tuple[Supervisor | None, HttpProber | None]:  # fmt: skip
+    """The supervisor of the manifest's workloads (``None`` without any), their output in
+    ``supervisor/NAME.log`` in the state folder, and the prober of their health URLs.
+
+    Workloads are read at start: a reload that changes them is logged and takes effect
+    at the next start (a reload must not restart running programs behind your back)."""
+    if not manifest.workloads:
+        return None, None
+    prober = HttpProber(16)
+
+    async def check_url(url: str, timeout_s: float) -> bool:
+        poll = await prober.poll(url, timeout_s)
+        return poll.status_code is not None and 200 <= poll.status_code < 300
+
+    async def record_one(report: OperationsReport) -> None:
+        await record([report])
+
+    supervisor = Supervisor(clock, manifest.workloads, directory / "supervisor",
+                            check_url=check_url, record=record_one)  # fmt: skip
+    return supervisor, prober
 
 
 def watchdog(
     clock: Clock,
     manifest: Callable[[], Manifest],
-    dispatcher: Dispatcher,
+    keep: Callable[[Sequence[OperationsReport]], Awaitable[None]],
     observe: Observers,
     kill_switch: KillSwitch,
     leadership: Leadership | None,
@@ -438,13 +481,6 @@ def watchdog(
     if not first.heartbeat_settings.enabled:
         return None
     prober = HttpProber(first.heartbeat_settings.max_in_flight)
-
-    async def keep(reports: Sequence[OperationsReport]) -> None:
-        recorded = await dispatcher.record(list(reports))
-        await dispatcher.announce(recorded)
-        for report in recorded:
-            observe.report(report)
-
     pager = Pager(AppriseNotifier(), manifest, keep)
 
     async def record(reports: Sequence[OperationsReport]) -> None:
@@ -485,11 +521,18 @@ def service_restarter(
             if supervisor is None:
                 raise CronwardenError(f"no supervisor runs here to restart {name!r}",
                                       code="CRONWARDEN_RESTART_FAILED")  # fmt: skip
-            try:
-                snapshot = await supervisor.restart(name)
-            except KeyError:
+            state = {w["name"]: w["state"] for w in supervisor.snapshot()}.get(name)
+            if state is None:
                 raise CronwardenError(f"the supervisor has no workload {name!r}",
-                                      code="CRONWARDEN_RESTART_FAILED") from None  # fmt: skip
+                                      code="CRONWARDEN_RESTART_FAILED")  # fmt: skip
+            if state == "stopped":  # an operator stopped it (or it ended for good)
+                raise CronwardenError(f"workload {name!r} is stopped; not restarted behind "
+                                      "the operator's back (`cronwarden supervisor restart "
+                                      f"{name}` starts it)",
+                                      code="CRONWARDEN_RESTART_FAILED")  # fmt: skip
+            if state in ("starting", "backoff"):  # its own restart is under way
+                return f"not restarted: the supervisor is starting {name} already ({state})"
+            snapshot = await supervisor.restart(name)
             return f"supervisor restarted {name} (pid {snapshot.get('pid')})"
         argv = service.restart_command or ()
         result = await run_command(
@@ -642,6 +685,9 @@ class Reloader:
         except ManifestError as err:
             report = _failed_reload_report(str(err), trigger, now_ms)
         else:
+            if result.manifest.workloads != self._runner.manifest.workloads:
+                LOGGER.warning("supervisor.workloads changed: running workloads are kept as "
+                               "they are; the change takes effect at the next start")  # fmt: skip
             diff = self._runner.replace(result.manifest, now_ms)
             report = _loaded_report(result, now_ms, trigger, diff)
         return await self._runner.record(report)

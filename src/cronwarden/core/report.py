@@ -71,6 +71,8 @@ class OperationsReport:
             return f"ops_health_{self.fired_at_ms}"  # spec 002 §11, exactly
         prefix = _REPORT_PREFIX.get(self.bot_id, "ops_cronrunner")
         kind = self.event_type.removeprefix("CRON_TASK_").lower()
+        if self.event_type is EventType.WORKLOAD_STATE:  # one event type, many changes
+            kind = self.reason_code.removeprefix("SUPERVISOR_").lower()
         return f"{prefix}_{self.fired_at_ms}_{self.task_id}_{kind}"
 
     def to_dict(self) -> dict[str, Any]:

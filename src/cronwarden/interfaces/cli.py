@@ -71,6 +71,7 @@ from cronwarden.interfaces.cli_common import (
     read_state,
 )
 from cronwarden.interfaces.cli_health import deadman_app, health_app
+from cronwarden.interfaces.cli_supervisor import supervisor_app
 from cronwarden.interfaces.progress import RunProgress
 from cronwarden.manifest import Level, LoadResult, Manifest, Problem, TaskSpec, load_manifest
 from cronwarden.manifest.model import TaskClass
@@ -868,6 +869,7 @@ db_app = typer.Typer(help="The state database's schema (SQLite, or $CRONWARDEN_D
 app.add_typer(db_app, name="db")
 app.add_typer(health_app, name="health")
 app.add_typer(deadman_app, name="deadman")
+app.add_typer(supervisor_app, name="supervisor")
 
 ManifestOption = Annotated[Path, typer.Option("--manifest", help="Whose state to change.")]
 ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (default: $USER).")]

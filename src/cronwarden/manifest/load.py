@@ -30,8 +30,9 @@ from cronwarden.manifest.model import (
     TaskSpec,
 )
 from cronwarden.manifest.problems import Level, Problem
-from cronwarden.manifest.services import validate_heartbeat, validate_services
+from cronwarden.manifest.services import ServiceSpec, validate_heartbeat, validate_services
 from cronwarden.manifest.targets import Target, TargetSpec
+from cronwarden.manifest.workloads import WorkloadSpec, validate_supervisor
 from cronwarden.reasons import ReasonCode
 
 TASK_KEYS = accepted_keys(TaskSpec)
@@ -94,8 +95,11 @@ def validate_document(document: Any) -> LoadResult:
     watched, _ = validate_services(settings.services, problems)
     heartbeat = validate_heartbeat(settings.heartbeat, problems)
     _warn_undefined(heartbeat.notify, settings, "heartbeat", problems)
+    workloads = validate_supervisor(settings.supervisor, problems)
+    _warn_unsupervised(watched, workloads, problems)
     manifest = Manifest.model_validate({**settings.model_dump(), "tasks": tasks})
-    update = {"targets": targets, "watched": watched, "heartbeat_settings": heartbeat}
+    update = {"targets": targets, "watched": watched, "heartbeat_settings": heartbeat,
+              "workloads": workloads}  # fmt: skip
     return LoadResult(manifest.model_copy(update=update), tuple(problems))
 
 
@@ -154,6 +158,21 @@ def _warn_undefined(
                 f"notify: channel {channel!r} is not defined under notifications.channels")
         for channel in channels
         if channel not in defined
+    )  # fmt: skip
+
+
+def _warn_unsupervised(
+    services: Iterable[ServiceSpec], workloads: Iterable[WorkloadSpec], problems: list[Problem]
+) -> None:
+    """A service restarted through a workload the supervisor does not run is watched and
+    paged, but its restarts will fail: said at load, not at the first outage."""
+    names = {workload.name for workload in workloads}
+    problems.extend(
+        Problem(Level.WARNING, ReasonCode.CRON_RUNNER_TARGET_INVALID, f"services {s.slug!r}",
+                f"restart.supervisor: {s.restart.supervisor!r} is not a workload of "
+                "supervisor.workloads; its restarts will fail")
+        for s in services
+        if s.restart is not None and s.restart.supervisor not in names
     )  # fmt: skip
 
 

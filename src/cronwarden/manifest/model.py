@@ -24,6 +24,7 @@ from cronwarden.errors import CronError
 from cronwarden.manifest.base import _Strict
 from cronwarden.manifest.services import HeartbeatSettings, ServiceSpec
 from cronwarden.manifest.targets import BusTarget, CommandTarget, HttpTarget, PythonTarget, Target
+from cronwarden.manifest.workloads import WorkloadSpec
 
 BUS_ONLY = BusTarget()
 
@@ -226,7 +227,7 @@ class Settings(_Strict):
     execution_modes: dict[str, Any] = Field(default_factory=dict)
     services: Any = Field(default_factory=list)  # validated by manifest.services
     heartbeat: Any = Field(default_factory=dict)  # validated by manifest.services
-    supervisor: dict[str, Any] = Field(default_factory=dict)
+    supervisor: Any = Field(default_factory=dict)  # validated by manifest.workloads
     alerts: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     notifications: Notifications = Field(default_factory=Notifications)
@@ -245,6 +246,8 @@ class Manifest(Settings):
     watched: tuple[ServiceSpec, ...] = ()
     #: The ``heartbeat:`` section, validated, with its limits applied.
     heartbeat_settings: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
+    #: The ``supervisor:`` workloads that passed validation, in start order.
+    workloads: tuple[WorkloadSpec, ...] = ()
 
     def task(self, task_id: str) -> TaskSpec:
         """The task named ``task_id``; :class:`KeyError` when there is none."""
