@@ -217,11 +217,18 @@ def validate(
             for p in result.problems
         ]
         tasks = [task.task_id for task in result.manifest.tasks]
-        typer.echo(json.dumps({"tasks": tasks, "problems": findings, "rejected": result.rejected}))
+        typer.echo(json.dumps({
+            "tasks": tasks, "problems": findings, "rejected": result.rejected,
+            "services": [service.slug for service in result.manifest.watched],
+            "workloads": [workload.name for workload in result.manifest.workloads],
+        }))  # fmt: skip
     else:
         for problem in result.problems:
             typer.echo(str(problem))
         typer.echo(_summary(result.manifest.tasks, result.problems))
+        watched, workloads = len(result.manifest.watched), len(result.manifest.workloads)
+        if watched or workloads:
+            typer.echo(f"{watched} service(s) watched, {workloads} workload(s) supervised")
     if result.rejected:
         raise typer.Exit(EXIT_PROBLEM_FOUND)
 
