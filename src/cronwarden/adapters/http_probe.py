@@ -14,6 +14,7 @@ which applies it (and ``NO_PROXY``) as before.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import sys
 import time
@@ -32,6 +33,8 @@ USER_AGENT = f"cronwarden/{__version__} (health-heartbeat)"
 KEEPALIVE_S = 120.0
 _HEADERS = [(b"User-Agent", USER_AGENT.encode()), (b"Accept", b"*/*"),
             (b"Accept-Encoding", b"gzip, deflate"), (b"Connection", b"keep-alive")]  # fmt: skip
+#: Each URL parsed once (a registry polls the same URLs every sweep).
+_parse_url = functools.lru_cache(maxsize=16_384)(httpx.URL)
 _ONE = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=KEEPALIVE_S)
 
 if importlib.util.find_spec("sniffio") is None:
@@ -88,7 +91,8 @@ class HttpProber:
     async def _get(self, url: str, timeout_s: float) -> tuple[int, bytes]:
         timeouts = {"connect": timeout_s, "read": timeout_s, "write": timeout_s,
                     "pool": timeout_s}  # fmt: skip
-        request = httpx.Request("GET", url, headers=_HEADERS, extensions={"timeout": timeouts})
+        request = httpx.Request("GET", _parse_url(url), headers=_HEADERS,
+                                extensions={"timeout": timeouts})  # fmt: skip
         scheme = request.url.scheme
         if scheme in self._proxied or "all" in self._proxied:
             return await self._get_proxied(request)
