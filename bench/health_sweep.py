@@ -419,6 +419,7 @@ def main() -> None:
             f"{confirm['cpu_per_sweep_s'] / DAEMON_INTERVAL_S:.2%} of one core every "
             f"{DAEMON_INTERVAL_S:g} s; last sweep {confirm['healthy']:.0f} healthy"
         )
+    print("== load average at the end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     if not valid:
         print("INVALID RUN: some poll was not healthy")
         raise SystemExit(1)
