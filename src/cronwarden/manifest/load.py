@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from cronwarden.cron import parse
 from cronwarden.errors import CronError, ManifestError
@@ -29,7 +29,14 @@ from cronwarden.manifest.model import (
     Settings,
     TaskSpec,
 )
-from cronwarden.manifest.problems import Level, Problem
+from cronwarden.manifest.problems import (
+    Level,
+    Problem,
+    describe,
+    each_setting,
+    invalid,
+    unknown_keys,
+)
 from cronwarden.manifest.services import ServiceSpec, validate_heartbeat, validate_services
 from cronwarden.manifest.targets import Target, TargetSpec
 from cronwarden.manifest.workloads import WorkloadSpec, validate_supervisor
@@ -126,7 +133,7 @@ def _targets(
                     Level.ERROR,
                     ReasonCode.CRON_RUNNER_TARGET_INVALID,
                     f"{section}.{name}",
-                    _describe(error),
+                    describe(error),
                 )  # fmt: skip
                 for error in err.errors()
             )
@@ -196,18 +203,7 @@ def _routable(tasks: list[TaskSpec], broken: set[str], problems: list[Problem]) 
 
 def _settings(raw: dict[str, Any], problems: list[Problem]) -> Settings:
     """The valid settings; each invalid one is reported and left at its default."""
-    values = {str(key): value for key, value in raw.items()}
-    while True:
-        try:
-            settings = Settings.model_validate(values)
-            break
-        except ValidationError as err:
-            for error in err.errors():
-                key = str(error["loc"][0]) if error["loc"] else "?"
-                problems.append(_invalid("settings", _describe(error)))
-                values.pop(key, None)
-    _warn_unknown(settings, "settings", problems)
-    return _limit_concurrency(settings, problems)
+    return _limit_concurrency(each_setting(Settings, raw, "settings", problems), problems)
 
 
 def _limit_concurrency(settings: Settings, problems: list[Problem]) -> Settings:
@@ -261,20 +257,20 @@ def _tasks(
         elif _cron_ok(task, settings, where, problems):
             seen.add(task.task_id)
             tasks.append(task)
-            problems.extend(_unknown(entry.keys() - TASK_KEYS, where))
+            problems.extend(unknown_keys(entry.keys() - TASK_KEYS, where))
             _warn_defaults(entry, task, where, problems)
     return tasks
 
 
 def _task(entry: Any, where: str, problems: list[Problem]) -> TaskSpec | None:
     if not isinstance(entry, dict):
-        problems.append(_invalid(where, f"an entry is a mapping, not {type(entry).__name__}"))
+        problems.append(invalid(where, f"an entry is a mapping, not {type(entry).__name__}"))
         return None
     try:
         return TaskSpec.model_validate({str(key): value for key, value in entry.items()})
     except ValidationError as err:
         label = _label(where, entry)
-        problems.extend(_invalid(label, _describe(error)) for error in err.errors())
+        problems.extend(invalid(label, describe(error)) for error in err.errors())
         return None
 
 
@@ -313,28 +309,6 @@ def _warn_defaults(
 
 
 # -- helpers ----------------------------------------------------------------------
-
-
-def _warn_unknown(model: BaseModel, where: str, problems: list[Problem]) -> None:
-    problems.extend(_unknown(model.model_extra or {}, where))
-
-
-def _unknown(keys: Iterable[Any], where: str) -> list[Problem]:
-    return [
-        Problem(
-            Level.WARNING, ReasonCode.CRON_RUNNER_UNKNOWN_KEY, where, f"unknown key {key!r} ignored"
-        )
-        for key in sorted(map(str, keys))
-    ]
-
-
-def _invalid(where: str, message: str) -> Problem:
-    return Problem(Level.ERROR, ReasonCode.CRON_RUNNER_MANIFEST_ENTRY_INVALID, where, message)
-
-
-def _describe(error: Any) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "entry"
-    return f"{location}: {error['msg']}"
 
 
 def _label(where: str, entry: dict[Any, Any]) -> str:

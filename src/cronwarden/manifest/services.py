@@ -14,7 +14,14 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 
 from cronwarden.manifest.base import _Strict, accepted_keys
-from cronwarden.manifest.problems import Level, Problem
+from cronwarden.manifest.problems import (
+    Level,
+    Problem,
+    describe,
+    each_setting,
+    invalid,
+    unknown_keys,
+)
 from cronwarden.reasons import ReasonCode
 
 #: ARCHITECTURE §4 / spec 002 §6: (default, warn above, reject above).
@@ -153,14 +160,14 @@ def validate_services(
     if raw in (None, []):
         return (), []
     if not isinstance(raw, list):
-        problems.append(_invalid("services", f"a list of services, not {type(raw).__name__}"))
+        problems.append(invalid("services", f"a list of services, not {type(raw).__name__}"))
         return (), []
     valid: list[ServiceSpec] = []
     rejected: list[str] = []
     for index, entry in enumerate(raw):
         where = f"services[{index}]"
         if not isinstance(entry, dict):
-            problems.append(_invalid(where, f"an entry is a mapping, not {type(entry).__name__}"))
+            problems.append(invalid(where, f"an entry is a mapping, not {type(entry).__name__}"))
             continue
         slug = next((entry[k] for k in ("slug", "bot_slug", "name") if k in entry), None)
         if isinstance(slug, str):
@@ -168,17 +175,13 @@ def validate_services(
         try:
             service = ServiceSpec.model_validate({str(k): v for k, v in entry.items()})
         except ValidationError as err:
-            problems.extend(_invalid(where, _describe(error)) for error in err.errors())
+            problems.extend(invalid(where, describe(error)) for error in err.errors())
             rejected.append(str(slug))
             continue
         if any(known.slug == service.slug for known in valid):
-            problems.append(_invalid(where, f"slug {service.slug!r} is already watched"))
+            problems.append(invalid(where, f"slug {service.slug!r} is already watched"))
             continue
-        problems.extend(
-            Problem(Level.WARNING, ReasonCode.CRON_RUNNER_UNKNOWN_KEY, where,
-                    f"unknown key {key!r} ignored")
-            for key in sorted(map(str, entry.keys() - SERVICE_KEYS))
-        )  # fmt: skip
+        problems.extend(unknown_keys(entry.keys() - SERVICE_KEYS, where))
         valid.append(service)
     return tuple(valid), rejected
 
@@ -189,23 +192,9 @@ def validate_heartbeat(raw: Any, problems: list[Problem]) -> HeartbeatSettings:
     if raw is None:
         return HeartbeatSettings()
     if not isinstance(raw, dict):
-        problems.append(_invalid("heartbeat", f"a mapping, not {type(raw).__name__}"))
+        problems.append(invalid("heartbeat", f"a mapping, not {type(raw).__name__}"))
         return HeartbeatSettings()
-    values = {str(key): value for key, value in raw.items()}
-    while True:
-        try:
-            settings = HeartbeatSettings.model_validate(values)
-            break
-        except ValidationError as err:
-            for error in err.errors():
-                problems.append(_invalid("heartbeat", _describe(error)))
-                values.pop(str(error["loc"][0]) if error["loc"] else "", None)
-    problems.extend(
-        Problem(Level.WARNING, ReasonCode.CRON_RUNNER_UNKNOWN_KEY, "heartbeat",
-                f"unknown key {key!r} ignored")
-        for key in sorted(settings.model_extra or {})
-    )  # fmt: skip
-    return _limited(settings, problems)
+    return _limited(each_setting(HeartbeatSettings, raw, "heartbeat", problems), problems)
 
 
 def _limited(settings: HeartbeatSettings, problems: list[Problem]) -> HeartbeatSettings:
@@ -234,12 +223,3 @@ def _limited(settings: HeartbeatSettings, problems: list[Problem]) -> HeartbeatS
 
 def _approval(message: str) -> Problem:
     return Problem(Level.ERROR, ReasonCode.PARAMETER_CHANGE_REQUIRES_APPROVAL, "heartbeat", message)
-
-
-def _invalid(where: str, message: str) -> Problem:
-    return Problem(Level.ERROR, ReasonCode.CRON_RUNNER_MANIFEST_ENTRY_INVALID, where, message)
-
-
-def _describe(error: Any) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "entry"
-    return f"{location}: {error['msg']}"

@@ -34,8 +34,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from cronwarden.manifest.base import _Strict
-from cronwarden.manifest.problems import Level, Problem
-from cronwarden.reasons import ReasonCode
+from cronwarden.manifest.problems import Problem, describe, invalid, unknown_keys
 
 SECTION = "supervisor.workloads"
 
@@ -177,7 +176,7 @@ def validate_supervisor(raw: Any, problems: list[Problem]) -> tuple[WorkloadSpec
             continue
         where = f"{SECTION}[{index}] {spec.name!r}"
         if spec.name in seen:
-            problems.append(_invalid(where, f"name: {spec.name!r} is already used"))
+            problems.append(invalid(where, f"name: {spec.name!r} is already used"))
             continue
         seen.add(spec.name)
         accepted.append((where, spec))
@@ -190,31 +189,31 @@ def _entries(raw: Any, problems: list[Problem]) -> list[Any]:
     if isinstance(raw, list):
         return raw
     if not isinstance(raw, dict):
-        problems.append(_invalid("supervisor", f"a mapping, not {type(raw).__name__}"))
+        problems.append(invalid("supervisor", f"a mapping, not {type(raw).__name__}"))
         return []
-    problems.extend(_unknown(set(map(str, raw)) - {"workloads"}, "supervisor"))
+    problems.extend(unknown_keys(set(map(str, raw)) - {"workloads"}, "supervisor"))
     entries = raw.get("workloads") or []
     if not isinstance(entries, list):
-        problems.append(_invalid(SECTION, f"a list, not {type(entries).__name__}"))
+        problems.append(invalid(SECTION, f"a list, not {type(entries).__name__}"))
         return []
     return entries
 
 
 def _workload(entry: Any, where: str, problems: list[Problem]) -> WorkloadSpec | None:
     if not isinstance(entry, dict):
-        problems.append(_invalid(where, f"an entry is a mapping, not {type(entry).__name__}"))
+        problems.append(invalid(where, f"an entry is a mapping, not {type(entry).__name__}"))
         return None
     name = entry.get("name")
     label = f"{where} {name!r}" if isinstance(name, str) else where
     try:
         spec = WorkloadSpec.model_validate({str(key): value for key, value in entry.items()})
     except ValidationError as err:
-        problems.extend(_invalid(label, _describe(error)) for error in err.errors())
+        problems.extend(invalid(label, describe(error)) for error in err.errors())
         return None
-    problems.extend(_unknown(spec.model_extra or {}, label))
+    problems.extend(unknown_keys(spec.model_extra or {}, label))
     for field in ("restart_budget", "liveness"):
         nested: BaseModel = getattr(spec, field)
-        problems.extend(_unknown((f"{field}.{k}" for k in nested.model_extra or {}), label))
+        problems.extend(unknown_keys((f"{field}.{k}" for k in nested.model_extra or {}), label))
     return spec
 
 
@@ -255,7 +254,7 @@ def _reject_missing(
         why = ", ".join(
             f"{d!r} is {'rejected' if d in known else 'not a known workload'}" for d in missing
         )
-        problems.append(_invalid(wheres[name], f"depends_on: {why}"))
+        problems.append(invalid(wheres[name], f"depends_on: {why}"))
 
 
 def _reject_cycles(
@@ -269,7 +268,7 @@ def _reject_cycles(
         cycle = _cycle_through(name, specs)
         if cycle:
             text = " -> ".join([*cycle, cycle[0]])
-            problems.extend(_invalid(wheres[m], f"depends_on: a cycle {text}") for m in cycle)
+            problems.extend(invalid(wheres[m], f"depends_on: a cycle {text}") for m in cycle)
             in_cycle.update(cycle)
     return in_cycle
 
@@ -288,22 +287,3 @@ def _cycle_through(start: str, specs: dict[str, WorkloadSpec]) -> list[str]:
                 visited.add(dep)
                 paths.append([*path, dep])
     return []
-
-
-def _unknown(keys: Iterable[Any], where: str) -> list[Problem]:
-    return [
-        Problem(
-            Level.WARNING, ReasonCode.CRON_RUNNER_UNKNOWN_KEY, where, f"unknown key {key!r} ignored"
-        )
-        for key in sorted(map(str, keys))
-    ]
-
-
-def _invalid(where: str, message: str) -> Problem:
-    return Problem(Level.ERROR, ReasonCode.CRON_RUNNER_MANIFEST_ENTRY_INVALID, where, message)
-
-
-def _describe(error: Any) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "entry"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{location}: {message}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.errors import CronwardenError
@@ -63,16 +63,9 @@ class Notifications:
         body = (f"{task.task_id} → {run.target}, attempt {run.attempt}: {run.status}"
                 f"{' (' + run.error + ')' if run.error else ''}. Run {run.run_id}, "
                 f"trace {run.trace_id}.")  # fmt: skip
-        delivered, error = True, ""
-        if channel != MEMORY:
-            url = manifest.notifications.channels.get(channel)
-            try:
-                if url is None:
-                    raise CronwardenError(f"channel {channel!r} is not defined",
-                                          code="CRONWARDEN_UNKNOWN_CHANNEL")  # fmt: skip
-                await self._notifier.send(url, title, body, failure=event is not NotifyOn.SUCCESS)
-            except Exception as err:  # a channel's failure is recorded, never fatal
-                delivered, error = False, f"{getattr(err, 'code', type(err).__name__)}: {err}"
+        error = await deliver(self._notifier, manifest.notifications.channels, channel, title,
+                              body, failure=event is not NotifyOn.SUCCESS)  # fmt: skip
+        delivered = not error
         code = (ReasonCode.CRON_RUNNER_NOTIFICATION_SENT if delivered
                 else ReasonCode.CRON_RUNNER_NOTIFICATION_FAILED)  # fmt: skip
         details = {"channel": channel, "event": str(event), "run_id": run.run_id,
@@ -110,6 +103,25 @@ class Notifications:
             if seen == wanted:
                 return int(body.get("sent_at_ms", since_ms))
         return None
+
+
+async def deliver(
+    notifier: Notifier, channels: Mapping[str, str], channel: str, title: str, body: str,
+    *, failure: bool,
+) -> str:  # fmt: skip
+    """Send to ``channel`` (a name of ``channels``; ``memory`` only records); ``""`` when
+    delivered, else why not. Never raises: a channel's failure is recorded, never fatal."""
+    if channel == MEMORY:
+        return ""
+    url = channels.get(channel)
+    try:
+        if url is None:
+            raise CronwardenError(f"channel {channel!r} is not defined",
+                                  code="CRONWARDEN_UNKNOWN_CHANNEL")  # fmt: skip
+        await notifier.send(url, title, body, failure=failure)
+    except Exception as err:  # any channel failure
+        return f"{getattr(err, 'code', type(err).__name__)}: {err}"
+    return ""
 
 
 def _events(runs: Sequence[RunRecord]) -> list[tuple[NotifyOn, RunRecord]]:

@@ -14,13 +14,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from cronwarden.core.report import EventType, OperationsReport
-from cronwarden.errors import CronwardenError
 from cronwarden.manifest.model import Manifest
 from cronwarden.ports import Notifier
 from cronwarden.reasons import ReasonCode
+from cronwarden.services.notifications import deliver
 
 LOGGER = logging.getLogger("cronwarden.heartbeat")
-MEMORY = "memory"
 
 
 class Pager:
@@ -51,18 +50,12 @@ class Pager:
     async def _deliver(
         self, manifest: Manifest, channel: str, report: OperationsReport, title: str, body: str
     ) -> OperationsReport:
-        delivered, error = True, ""
-        if channel != MEMORY:
-            url = manifest.notifications.channels.get(channel)
-            try:
-                if url is None:
-                    raise CronwardenError(f"channel {channel!r} is not defined",
-                                          code="CRONWARDEN_UNKNOWN_CHANNEL")  # fmt: skip
-                failure = report.reason_code is not ReasonCode.HEALTH_HEARTBEAT_BOT_RECOVERED
-                await self._notifier.send(url, title, body, failure=failure)
-            except Exception as err:  # a channel's failure is recorded, never fatal
-                delivered, error = False, f"{getattr(err, 'code', type(err).__name__)}: {err}"
-                LOGGER.error("page to %s failed: %s", channel, error)
+        failure = report.reason_code is not ReasonCode.HEALTH_HEARTBEAT_BOT_RECOVERED
+        error = await deliver(self._notifier, manifest.notifications.channels, channel, title,
+                              body, failure=failure)  # fmt: skip
+        delivered = not error
+        if error:
+            LOGGER.error("page to %s failed: %s", channel, error)
         code = (ReasonCode.CRON_RUNNER_NOTIFICATION_SENT if delivered
                 else ReasonCode.CRON_RUNNER_NOTIFICATION_FAILED)  # fmt: skip
         details = {"channel": channel, "event": str(report.event_type), "delivered": delivered,
