@@ -22,6 +22,12 @@ class Answer:
     content_type: str = "application/json"
 
 
+class _Server(ThreadingHTTPServer):
+    #: 97 polls connect at once; the default backlog of 5 drops SYNs, retried a second
+    #: later, which a loaded machine can turn into timeouts.
+    request_queue_size = 256
+
+
 class HealthServer:
     """A threaded server whose answers the test changes while it runs."""
 
@@ -56,7 +62,7 @@ class HealthServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)

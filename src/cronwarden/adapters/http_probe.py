@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.util
-import sys
 import time
 import urllib.request
 from collections import OrderedDict
@@ -36,11 +34,6 @@ _HEADERS = [(b"User-Agent", USER_AGENT.encode()), (b"Accept", b"*/*"),
 #: Each URL parsed once (a registry polls the same URLs every sweep).
 _parse_url = functools.lru_cache(maxsize=16_384)(httpx.URL)
 _ONE = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=KEEPALIVE_S)
-
-if importlib.util.find_spec("sniffio") is None:
-    # httpcore imports sniffio, optional, on every lock and event it sets up (about 9 a
-    # poll); without it each failed import searches sys.path again. Remember the miss.
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 Origin = tuple[bytes, bytes, int | None]
 

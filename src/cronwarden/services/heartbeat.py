@@ -61,6 +61,7 @@ class Action:
     RESTARTING = "restart_in_progress"  # down; the last restart has not finished yet
     PAUSED = "restart_paused"  # down and paged; an operator paused its restarts
 
+
 #: The pause an operator sets on a service's automatic restarts (``health pause-restart``)
 #: is kept among the task pauses under this prefix and the slug.
 RESTART_PAUSE_PREFIX = "heartbeat-restart:"
