@@ -38,7 +38,7 @@ from cronwarden.manifest.workloads import RestartPolicy, WorkloadSpec
 from cronwarden.ports import Clock
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.scheduler import new_trace_id
-from cronwarden.workers.command import _check_runnable, _dying_with_worker
+from cronwarden.workers.command import check_runnable, dying_with_parent
 
 LOGGER = logging.getLogger("cronwarden.supervisor")
 
@@ -309,9 +309,9 @@ class Supervisor:
 
     async def _start_process(self, spec: WorkloadSpec, log: BinaryIO) -> asyncio.subprocess.Process:
         env = {**os.environ, **spec.env}
-        launcher = _dying_with_worker() if self._die_with_daemon else ()
+        launcher = dying_with_parent() if self._die_with_daemon else ()
         if launcher and not isinstance(spec.command, str):
-            _check_runnable(spec.argv[0], env, spec.cwd)  # as exec would, before the launcher
+            check_runnable(spec.argv[0], env, spec.cwd)  # as exec would, before the launcher
         piped = spec.liveness.stdout_pattern is not None
         return await asyncio.create_subprocess_exec(
             *launcher, *spec.argv, stdin=asyncio.subprocess.DEVNULL,

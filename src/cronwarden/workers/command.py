@@ -28,7 +28,7 @@ TAIL_BYTES = 4096
 
 
 @functools.cache
-def _dying_with_worker() -> tuple[str, ...]:
+def dying_with_parent() -> tuple[str, ...]:
     """What to put before a command so that it dies with its worker: on Linux,
     ``setpriv --pdeathsig KILL --`` (util-linux) asks the kernel to SIGKILL the job
     when the worker dies. A worker killed with SIGKILL cannot stop its job, and the
@@ -87,9 +87,9 @@ async def run_command(
         try:
             command = ("/bin/sh", "-c", " ".join(argv)) if shell else tuple(argv)
             # checked once per process (a few ms), then cached
-            launcher = _dying_with_worker() if die_with_worker else ()
+            launcher = dying_with_parent() if die_with_worker else ()
             if launcher and not shell:
-                _check_runnable(command[0], env, cwd)  # as exec would, before the launcher
+                check_runnable(command[0], env, cwd)  # as exec would, before the launcher
             process = await asyncio.create_subprocess_exec(
                 *launcher, *command, stdout=out, stderr=err, cwd=cwd, env=dict(env),
                 start_new_session=True)  # fmt: skip
@@ -111,7 +111,7 @@ async def run_command(
     return await _result(out_dir, status, code, started, "" if code == 0 else f"exit code {code}")
 
 
-def _check_runnable(program: str, env: Mapping[str, str], cwd: str | None) -> None:
+def check_runnable(program: str, env: Mapping[str, str], cwd: str | None) -> None:
     """Raise the OSError that exec would for ``program`` (not found, not executable)."""
     if os.sep in program:
         path = program if os.path.isabs(program) or cwd is None else os.path.join(cwd, program)
