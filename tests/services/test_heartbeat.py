@@ -434,3 +434,80 @@ async def test_an_operator_s_restart_pause_stops_restarts_but_not_pages(
     await watch.sweep()
     assert watch.restarted == ["s"]
     await watch.prober.aclose()
+
+
+async def test_a_body_the_judge_cannot_read_is_one_miss_and_the_sweep_goes_on(
+    server: HealthServer,
+) -> None:
+    """A NaN activity time (JSON allows it) once failed the whole sweep."""
+    zombie = server.answer("/z", raw=b'{"status": "ok", "last_decision_ms": NaN}')
+    dead = closed_port_url()
+    watch = Watch([service(zombie, "z", activity_field="last_decision_ms", max_staleness_s=60),
+                   service(dead, "dead")], settings(missed_heartbeats_to_alert=1))  # fmt: skip
+    sweep = await watch.sweep()
+    assert {e["slug"] for e in sweep.details["unhealthy_bots"]} == {"z", "dead"}
+    assert "not a time" in watch.state("z")["last_error"]
+    assert len(watch.events(EventType.HEALTH_BOT_DOWN)) == 2
+    await watch.prober.aclose()
+
+
+async def test_a_threshold_lowered_below_the_count_pages_at_once(server: HealthServer) -> None:
+    watch = Watch([service(server.answer("/h", 503), "s")],
+                  settings(missed_heartbeats_to_alert=5, auto_restart=False))  # fmt: skip
+    for _ in range(4):
+        await watch.sweep()
+    watch.settings = settings(missed_heartbeats_to_alert=3, auto_restart=False)  # a reload
+    sweep = await watch.sweep()
+    (down,) = watch.events(EventType.HEALTH_BOT_DOWN, "s")
+    assert down.details["miss_count"] == 5 and sweep.details["down_count"] == 1
+    await watch.sweep()
+    assert len(watch.events(EventType.HEALTH_BOT_DOWN)) == 1  # paged once, not each sweep
+    await watch.prober.aclose()
+
+
+async def test_a_restart_still_running_is_neither_repeated_nor_repaged(
+    server: HealthServer,
+) -> None:
+    watch = Watch([service(server.answer("/h", 503), "s")], settings(missed_heartbeats_to_alert=1))
+    release = asyncio.Event()
+    begun: list[str] = []
+
+    async def slow_restart(spec: ServiceSpec) -> str:
+        begun.append(spec.slug)
+        await release.wait()
+        return "ok"
+
+    watch.heartbeat._restart = slow_restart
+    first = await watch.heartbeat.sweep()
+    second = await watch.heartbeat.sweep()
+    third = await watch.heartbeat.sweep()
+    assert first.details["unhealthy_bots"][0]["action"] == Action.RESTARTED
+    assert [s.details["unhealthy_bots"][0]["action"] for s in (second, third)] == [
+        Action.RESTARTING, Action.RESTARTING]  # fmt: skip
+    assert begun == ["s"] and len(watch.events(EventType.HEALTH_BOT_DOWN)) == 1
+    assert watch.state("s")["misses_total"] == 3  # still every miss counted
+    release.set()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    assert watch.state("s")["miss_count"] == 0  # a whole threshold again after it
+    assert len(watch.events(EventType.HEALTH_AUTO_RESTART)) == 1
+    await watch.prober.aclose()
+
+
+async def test_a_restart_that_was_not_needed_is_not_charged_to_the_budget(
+    server: HealthServer,
+) -> None:
+    from cronwarden.services.heartbeat import NotRestarted
+
+    watch = Watch([service(server.answer("/h", 503), "s")], settings(missed_heartbeats_to_alert=1))
+
+    async def already(spec: ServiceSpec) -> str:
+        raise NotRestarted("the supervisor is starting it already")
+
+    watch.heartbeat._restart = already
+    for _ in range(5):
+        await watch.sweep()
+    assert watch.state("s")["restarts_in_window"] == 0
+    assert watch.events(EventType.HEALTH_AUTO_RESTART) == []
+    assert watch.events(EventType.HEALTH_RESTART_BUDGET_EXHAUSTED) == []
+    await watch.prober.aclose()

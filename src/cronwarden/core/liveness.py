@@ -11,6 +11,7 @@ service into healthy (spec 002 §18, safe fallback).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,8 @@ from cronwarden.reasons import ReasonCode
 
 #: Epoch numbers above this are milliseconds (it is 5138 AD in seconds).
 _MS_ABOVE = 1e11
+#: No activity time is later than this (year 9999 in milliseconds).
+_LATEST_MS = 253_402_300_800_000
 #: Bodies longer than this are not parsed (a health answer is small).
 MAX_BODY_BYTES = 1 << 20
 
@@ -124,15 +127,15 @@ def activity_ms(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) > _LATEST_MS:  # NaN, Infinity, 1e400
+            return None
         return int(value if value > _MS_ABOVE else value * 1000)
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
-        except ValueError:
+            return None if moment.tzinfo is None else int(moment.timestamp() * 1000)
+        except (ValueError, OverflowError):
             return None
-        if moment.tzinfo is None:
-            return None
-        return int(moment.timestamp() * 1000)
     return None
 
 

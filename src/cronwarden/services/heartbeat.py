@@ -42,8 +42,17 @@ from cronwarden.services.scheduler import new_trace_id
 LOGGER = logging.getLogger("cronwarden.heartbeat")
 
 #: Restart a service; return what was done (one line), raise :class:`CronwardenError`
-#: saying why it failed.
+#: saying why it failed, or :class:`NotRestarted` when no restart was needed.
 Restart = Callable[[ServiceSpec], Awaitable[str]]
+
+
+class NotRestarted(CronwardenError):
+    """The restart was not needed (the supervisor is starting the workload already):
+    nothing was done, and the restart budget is not charged for it."""
+
+    code = "HEALTH_HEARTBEAT_RESTART_NOT_NEEDED"
+
+
 #: Store and hand on reports, in order.
 Record = Callable[[Sequence[OperationsReport]], Awaitable[None]]
 #: The registry and settings in force now (they follow manifest reloads).
@@ -170,13 +179,13 @@ class HealthHeartbeat:
         restarted = 0
         for service, poll in zip(services, polls, strict=True):
             state = self.states.setdefault(service.slug, ServiceState(service.slug))
-            verdict = judge(service, poll, judged_ms)
+            verdict = _judged(service, poll, judged_ms)
             state.last_poll_ms, state.latency_ms = judged_ms, poll.latency_ms
             if verdict.healthy:
                 self._healthy(service, state, start_ms, judged_ms, transitions)
                 continue
-            misses = state.miss_count + 1  # as counted by this sweep, before any restart
-            action = self._missed(service, state, verdict, settings, start_ms, transitions)
+            action, misses = self._missed(service, state, verdict, settings, start_ms,
+                                          transitions)  # fmt: skip
             restarted += action == Action.RESTARTED
             unhealthy.append({"slug": service.slug, "miss_count": misses,
                               "action": action, "error": state.last_error,
@@ -235,10 +244,16 @@ class HealthHeartbeat:
     def _missed(
         self, service: ServiceSpec, state: ServiceState, verdict: Verdict,
         settings: HeartbeatSettings, start_ms: int, transitions: list[OperationsReport],
-    ) -> str:  # fmt: skip
-        state.miss_count += 1
+    ) -> tuple[str, int]:  # fmt: skip
+        """Count a miss; what was done about it, and the count it reached (before a
+        restart started it again)."""
         state.misses_total += 1
         state.last_error = verdict.error
+        if service.slug in self._restarting:  # counted again from 0 once it has finished
+            state.last_action = Action.RESTARTING
+            return Action.RESTARTING, state.miss_count
+        state.miss_count += 1
+        counted = state.miss_count
         threshold = settings.missed_heartbeats_to_alert
         LOGGER.info("%s missed a heartbeat (%d of %d): %s", service.slug, state.miss_count,
                     threshold, verdict.error, extra={"slug": service.slug,
@@ -248,8 +263,10 @@ class HealthHeartbeat:
         if state.miss_count < threshold:
             state.status = "down" if state.down else "missed"
             state.last_action = Action.NONE
-            return Action.NONE
-        if state.miss_count == threshold:
+            return Action.NONE, counted
+        # At each crossing: the first, and again after each restart (spec 002 §19); a
+        # threshold lowered by a reload below the count is a crossing too.
+        if state.miss_count == threshold or not state.down:
             if not state.down:
                 state.down_since_ms = start_ms
             state.down, state.status = True, "down"
@@ -260,7 +277,7 @@ class HealthHeartbeat:
                          ReasonCode.HEALTH_HEARTBEAT_BOT_DOWN, service.slug, state.miss_count,
                          state.last_error, extra={"slug": service.slug})  # fmt: skip
         state.last_action = self._act(service, state, settings, start_ms, transitions)
-        return state.last_action
+        return state.last_action, counted
 
     def _act(
         self, service: ServiceSpec, state: ServiceState, settings: HeartbeatSettings,
@@ -323,6 +340,12 @@ class HealthHeartbeat:
             details["restart_ok"] = True
             LOGGER.warning("%s restarted: %s", service.slug, details["restart"],
                            extra={"slug": service.slug})  # fmt: skip
+        except NotRestarted as err:
+            if state.restarts:
+                state.restarts.pop()  # not charged: nothing was restarted
+            state.restarts_total -= 1
+            LOGGER.info("%s: not restarted: %s", service.slug, err, extra={"slug": service.slug})
+            return
         except Exception as err:  # a failed restart is recorded; the watchdog goes on
             why = f"{getattr(err, 'code', type(err).__name__)}: {err}"
             details |= {"restart_ok": False, "restart_error": why}
@@ -330,6 +353,7 @@ class HealthHeartbeat:
                          extra={"slug": service.slug})  # fmt: skip
         finally:
             self._restarting.pop(service.slug, None)
+            state.miss_count = 0  # the restarted service gets a whole threshold again
         details["restart_duration_ms"] = round((self._clock.monotonic() - began) * 1000, 1)
         await self._keep([self._transition(
             EventType.HEALTH_AUTO_RESTART, ReasonCode.HEALTH_HEARTBEAT_AUTO_RESTART, service,
@@ -506,6 +530,16 @@ class HealthHeartbeat:
 
     def _now_ms(self) -> int:
         return int(self._clock.now().timestamp() * 1000)
+
+
+def _judged(service: ServiceSpec, poll: Poll, now_ms: int) -> Verdict:
+    """The verdict on one poll; a body the judge cannot handle is a miss that says so,
+    never a sweep that fails for every other service."""
+    try:
+        return judge(service, poll, now_ms)
+    except Exception as err:  # one service's answer must not stop the watchdog
+        LOGGER.exception("%s: its answer could not be judged", service.slug)
+        return Verdict(False, None, f"answer could not be judged: {type(err).__name__}: {err}")
 
 
 async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
