@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 import urllib.request
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from cronwarden._version import __version__
 from cronwarden.core.liveness import MAX_BODY_BYTES
 from cronwarden.ports import Poll
 
+LOGGER = logging.getLogger("cronwarden.heartbeat")
 USER_AGENT = f"cronwarden/{__version__} (health-heartbeat)"
 #: An idle connection is closed after this long (a sweep every 30 s reuses them).
 KEEPALIVE_S = 120.0
@@ -63,8 +65,13 @@ class HttpProber:
         self._open: set[_Connection] = set()
         self._proxied = set(urllib.request.getproxies())
         self._client: httpx.AsyncClient | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def poll(self, url: str, timeout_s: float) -> Poll:
+        async with self._slots:  # waiting for a slot is not the endpoint's time
+            return await self._timed(url, timeout_s)
+
+    async def _timed(self, url: str, timeout_s: float) -> Poll:
         started = time.perf_counter()
         try:
             # One deadline for the whole poll: httpx's timeouts are per phase, and a
@@ -89,22 +96,21 @@ class HttpProber:
         scheme = request.url.scheme
         if scheme in self._proxied or "all" in self._proxied:
             return await self._get_proxied(request)
-        async with self._slots:
-            connection = await self._checkout((scheme.encode(), request.url.raw_host,
-                                               request.url.port))  # fmt: skip
+        connection = self._checkout((scheme.encode(), request.url.raw_host, request.url.port))
+        try:
+            response = await connection.transport.handle_async_request(request)
             try:
-                response = await connection.transport.handle_async_request(request)
-                try:
-                    return response.status_code, await _read_capped(response)
-                finally:
-                    await response.aclose()
+                return response.status_code, await _read_capped(response)
             finally:
-                self._checkin(connection)
+                await response.aclose()
+        finally:
+            self._checkin(connection)
 
-    async def _checkout(self, origin: Origin) -> _Connection:
+    def _checkout(self, origin: Origin) -> _Connection:
         """An idle connection to ``origin``, else a new one; the least recently used
         idle connection is closed first when ``max_open`` are open, and any idle past
-        :data:`KEEPALIVE_S`."""
+        :data:`KEEPALIVE_S`. No await: the books are never left half written by a poll
+        cancelled here (the closing happens in the background)."""
         stale = []
         now = time.monotonic()
         while self._lru and now - next(iter(self._lru)).idle_since > KEEPALIVE_S:
@@ -114,14 +120,26 @@ class HttpProber:
             connection = idle.pop()
             del self._lru[connection]
         else:
-            if len(self._open) >= self._max_open:  # the semaphore leaves one idle at least
+            if len(self._open) >= self._max_open and self._lru:
                 stale.append(self._forget(next(iter(self._lru))))
             connection = _Connection(origin, httpx.AsyncHTTPTransport(verify=self._ssl,
                                                                       limits=_ONE))  # fmt: skip
             self._open.add(connection)
-        for old in stale:
-            await old.transport.aclose()
+        if stale:
+            self._close_later(stale)
         return connection
+
+    def _close_later(self, connections: list[_Connection]) -> None:
+        async def close() -> None:
+            for connection in connections:
+                try:
+                    await connection.transport.aclose()
+                except Exception:  # a connection that will not close cleanly is gone anyway
+                    LOGGER.debug("closing an idle connection failed", exc_info=True)
+
+        task = asyncio.ensure_future(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _checkin(self, connection: _Connection) -> None:
         if connection not in self._open:  # closed meanwhile (aclose)
@@ -155,6 +173,7 @@ class HttpProber:
             await response.aclose()
 
     async def aclose(self) -> None:
+        await asyncio.gather(*self._closing, return_exceptions=True)
         connections, self._open = self._open, set()
         self._idle.clear()
         self._lru.clear()
