@@ -41,12 +41,12 @@ from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact_url
 from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
 from cronwarden.services.health import CronHealth
-from cronwarden.services.heartbeat import HealthHeartbeat, Leadership, Restart
+from cronwarden.services.heartbeat import HealthHeartbeat, Leadership, NotRestarted, Restart
 from cronwarden.services.notifications import Notifications
 from cronwarden.services.overlap import OverlapLeases
 from cronwarden.services.paging import Pager
 from cronwarden.services.scheduler import CronRunner, new_trace_id
-from cronwarden.services.supervisor import Supervisor
+from cronwarden.services.supervisor import STOPPED_BY_OPERATOR, Supervisor
 from cronwarden.services.worker import Worker
 from cronwarden.telemetry.metrics import CronMetrics, HeartbeatMetrics
 from cronwarden.workers.command import run_command
@@ -353,12 +353,19 @@ async def run_scheduler(
     async def force(task_id: str, actor: str, reason: str) -> dict[str, Any]:
         return (await runner.force(task_id, actor, reason)).to_dict()
 
-    async def keep(reports: Sequence[OperationsReport]) -> None:
-        """Store, publish and observe the reports of the watchdog and the supervisor."""
+    async def record(reports: Sequence[OperationsReport]) -> None:
         recorded = await dispatcher.record(list(reports))
         await dispatcher.announce(recorded)
         for report in recorded:
             observe.report(report)
+
+    pager = Pager(AppriseNotifier(), lambda: runner.manifest, record)
+
+    async def keep(reports: Sequence[OperationsReport]) -> None:
+        """Store, publish and observe the reports of the watchdog and the supervisor;
+        page in the background for those that page."""
+        await record(reports)
+        pager.send(reports)
 
     directory = state_dir(manifest_path, result.manifest)
     supervisor, checker = supervise(clock, result.manifest, directory, keep)
@@ -395,6 +402,8 @@ async def run_scheduler(
         stop.set()  # the scheduler may have stopped on an error: the rest stop with it
         # workloads stop in reverse dependency order, each within its grace
         await asyncio.gather(sweeping, supervising, systemd, return_exceptions=True)
+        await pager.aclose()
+        await observe.aclose()
         if heartbeat is not None:
             await heartbeat.aclose()
         if checker is not None:
@@ -450,7 +459,7 @@ def supervise(
     at the next start (a reload must not restart running programs behind your back)."""
     if not manifest.workloads:
         return None, None
-    prober = HttpProber(16)
+    prober = HttpProber(max(16, sum(1 for w in manifest.workloads if w.liveness.health_url)))
 
     async def check_url(url: str, timeout_s: float) -> bool:
         poll = await prober.poll(url, timeout_s)
@@ -481,27 +490,21 @@ def watchdog(
     if not first.heartbeat_settings.enabled:
         return None
     prober = HttpProber(first.heartbeat_settings.max_in_flight)
-    pager = Pager(AppriseNotifier(), manifest, keep)
-
-    async def record(reports: Sequence[OperationsReport]) -> None:
-        await keep(reports)
-        await pager.page(reports)
 
     async def kill_switch_active() -> bool:
         return (await kill_switch.state()).active
 
     async def after_sweep(report: OperationsReport) -> None:
         url = manifest().heartbeat_settings.deadman_url
-        if url:
-            failing = bool(report.details.get("down_count"))
-            observe.ping_deadman(prober, url.rstrip("/") + "/fail" if failing else url)
+        if url:  # "the watchdog swept": a service down is told by pages, not here
+            observe.ping_deadman(prober, url)
 
     def registry() -> tuple[Sequence[ServiceSpec], HeartbeatSettings]:
         current = manifest()
         return current.watched, current.heartbeat_settings
 
     return HealthHeartbeat(
-        clock, prober, registry, record=record, restart=restart,
+        clock, prober, registry, record=keep, restart=restart,
         kill_switch_active=kill_switch_active, after_sweep=after_sweep, leadership=leadership,
         registry_problems=lambda: observe.registry_problems, paused=pauses.paused_tasks,
     )  # fmt: skip
@@ -521,17 +524,7 @@ def service_restarter(
             if supervisor is None:
                 raise CronwardenError(f"no supervisor runs here to restart {name!r}",
                                       code="CRONWARDEN_RESTART_FAILED")  # fmt: skip
-            state = {w["name"]: w["state"] for w in supervisor.snapshot()}.get(name)
-            if state is None:
-                raise CronwardenError(f"the supervisor has no workload {name!r}",
-                                      code="CRONWARDEN_RESTART_FAILED")  # fmt: skip
-            if state == "stopped":  # an operator stopped it (or it ended for good)
-                raise CronwardenError(f"workload {name!r} is stopped; not restarted behind "
-                                      "the operator's back (`cronwarden supervisor restart "
-                                      f"{name}` starts it)",
-                                      code="CRONWARDEN_RESTART_FAILED")  # fmt: skip
-            if state in ("starting", "backoff"):  # its own restart is under way
-                return f"not restarted: the supervisor is starting {name} already ({state})"
+            _restartable(name, supervisor)
             snapshot = await supervisor.restart(name)
             return f"supervisor restarted {name} (pid {snapshot.get('pid')})"
         argv = service.restart_command or ()
@@ -547,6 +540,27 @@ def service_restarter(
         return f"ran {argv[0]}: exit 0 in {result.duration_ms} ms"
 
     return restart
+
+
+def _restartable(name: str, supervisor: WorkloadRestarter) -> None:
+    """Whether the watchdog may restart workload ``name`` now: not one an operator
+    stopped, not one the supervisor gave up on (its budget is spent: a person decides),
+    and no need while the supervisor is starting it already."""
+    found = next((w for w in supervisor.snapshot() if w["name"] == name), None)
+    if found is None:
+        raise CronwardenError(f"the supervisor has no workload {name!r}",
+                              code="CRONWARDEN_RESTART_FAILED")  # fmt: skip
+    state, why = found["state"], found.get("last_reason", "")
+    if state == "stopped" and why == STOPPED_BY_OPERATOR:
+        raise CronwardenError(f"workload {name!r} was stopped by an operator; not restarted "
+                              f"behind their back (`cronwarden supervisor restart {name}`)",
+                              code="CRONWARDEN_RESTART_FAILED")  # fmt: skip
+    if state == "failed":
+        raise CronwardenError(f"the supervisor gave up on workload {name!r} ({why}); "
+                              f"`cronwarden supervisor restart {name}` once it is fixed",
+                              code="CRONWARDEN_RESTART_FAILED")  # fmt: skip
+    if state in ("starting", "backoff"):
+        raise NotRestarted(f"the supervisor is starting {name!r} already ({state})")
 
 
 async def _tell_systemd(stop: asyncio.Event, heartbeat: HealthHeartbeat | None) -> None:
@@ -639,6 +653,12 @@ class Observers:
         self._pings.add(task)
         task.add_done_callback(self._pings.discard)
 
+    async def aclose(self) -> None:
+        """Give up the dead-man pings still under way (the daemon is stopping)."""
+        for task in self._pings:
+            task.cancel()
+        await asyncio.gather(*self._pings, return_exceptions=True)
+
 
 class _HttpServer(uvicorn.Server):
     """uvicorn inside our event loop; the daemon, not uvicorn, handles signals."""
@@ -685,9 +705,7 @@ class Reloader:
         except ManifestError as err:
             report = _failed_reload_report(str(err), trigger, now_ms)
         else:
-            if result.manifest.workloads != self._runner.manifest.workloads:
-                LOGGER.warning("supervisor.workloads changed: running workloads are kept as "
-                               "they are; the change takes effect at the next start")  # fmt: skip
+            _warn_start_only(self._runner.manifest, result.manifest)
             diff = self._runner.replace(result.manifest, now_ms)
             report = _loaded_report(result, now_ms, trigger, diff)
         return await self._runner.record(report)
@@ -712,6 +730,22 @@ async def file_changes(path: Path, stop: asyncio.Event) -> AsyncIterator[None]:
 
 def _ms(clock: Clock) -> int:
     return int(clock.now().timestamp() * 1000)
+
+
+def _warn_start_only(running: Manifest, loaded: Manifest) -> None:
+    """Say so when a reload changes what is read only at start."""
+    before, after = running.heartbeat_settings, loaded.heartbeat_settings
+    for what, changed in (
+        ("supervisor.workloads", running.workloads != loaded.workloads),
+        ("heartbeat.enabled", before.enabled != after.enabled),
+        ("heartbeat.max_in_flight", before.max_in_flight != after.max_in_flight),
+    ):
+        if changed:
+            LOGGER.warning(
+                "%s changed: it is read at start; the change takes effect at the "
+                "next start (running workloads are kept as they are)",
+                what,
+            )
 
 
 def _failed_reload_report(why: str, trigger: str, now_ms: int) -> OperationsReport:

@@ -128,3 +128,14 @@ def test_errors_in_the_registry_are_errors_of_the_load() -> None:
     result = validate_document({"services": [{"slug": "x"}]})
     assert result.rejected
     assert any(p.level is Level.ERROR and "health_url" in p.message for p in result.problems)
+
+
+def test_a_poll_timeout_above_ten_seconds_is_rejected_and_never_outlasts_the_interval() -> None:
+    """Spec 002 §21: 10 s per call; one slow endpoint must not stretch every sweep."""
+    manifest, problems = load(services=[
+        {"slug": "slow", "health_url": "http://x/h", "timeout_s": 30},
+        {"slug": "ok", "health_url": "http://x/h", "timeout_s": 8},
+    ])  # fmt: skip
+    assert [s.slug for s in manifest.watched] == ["ok"]
+    assert "services[0] 'slow'" in problems[0] and "timeout_s" in problems[0]
+    assert manifest.watched[0].timeout_for(5) == 5

@@ -15,7 +15,7 @@ from cronwarden.manifest.services import ServiceSpec
 from cronwarden.ports import Poll
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.heartbeat import HealthHeartbeat
-from cronwarden.services.paging import Pager
+from cronwarden.services.paging import Pager, pages
 from cronwarden.testing import FakeClock
 from health_server import closed_port_url, health_server
 
@@ -85,3 +85,39 @@ async def test_a_page_reaches_each_channel_and_each_delivery_is_recorded() -> No
 def test_an_undefined_channel_is_warned_about_at_load() -> None:
     result = validate_document({"heartbeat": {"notify": ["pager"]}})
     assert any("notify: channel 'pager' is not defined" in str(p) for p in result.problems)
+
+
+def _report(code: ReasonCode, bot_id: str, **details: object) -> OperationsReport:
+    return OperationsReport(event_type=EventType.WORKLOAD_STATE, task_id="w", fired_at_ms=1,
+                            targets=(), trace_id="tr_1", reason_code=code, bot_id=bot_id,
+                            details=dict(details))  # fmt: skip
+
+
+def test_what_pages_its_own_word_else_its_reason_code() -> None:
+    from cronwarden.core.report import SUPERVISOR_BOT_ID
+
+    assert pages(_report(ReasonCode.SUPERVISOR_RESTART_BUDGET_EXHAUSTED, SUPERVISOR_BOT_ID))
+    assert not pages(_report(ReasonCode.SUPERVISOR_WORKLOAD_STARTED, SUPERVISOR_BOT_ID))
+    assert not pages(_report(ReasonCode.HEALTH_HEARTBEAT_BOT_RECOVERED, "gov.health_heartbeat",
+                             alert="none"))  # fmt: skip
+    assert pages(_report(ReasonCode.HEALTH_HEARTBEAT_BOT_RECOVERED, "gov.health_heartbeat",
+                         alert="page"))  # fmt: skip
+
+
+async def test_pages_go_out_in_the_background_and_shutdown_waits_for_them() -> None:
+    from cronwarden.core.report import SUPERVISOR_BOT_ID
+
+    manifest = validate_document({"heartbeat": {"notify": ["memory"]}}).manifest
+    recorded: list[OperationsReport] = []
+
+    async def record(reports: Sequence[OperationsReport]) -> None:
+        recorded.extend(reports)
+
+    pager = Pager(AppriseNotifier(), lambda: manifest, record)
+    pager.send([_report(ReasonCode.SUPERVISOR_RESTART_BUDGET_EXHAUSTED, SUPERVISOR_BOT_ID),
+                _report(ReasonCode.SUPERVISOR_WORKLOAD_STARTED, SUPERVISOR_BOT_ID)])  # fmt: skip
+    assert recorded == []  # sent returned before any delivery
+    await pager.aclose()
+    (note,) = recorded
+    assert note.details["channel"] == "memory" and note.details["delivered"] is True
+    assert note.bot_id == SUPERVISOR_BOT_ID

@@ -759,3 +759,61 @@ def test_backoff_delay_jitters_within_its_fraction() -> None:
 )
 def test_exit_reasons_read_like_the_spec(code: int, text: str) -> None:
     assert exit_reason(code) == text
+
+
+# -- operator actions and the watchdog's restarts ---------------------------------------
+
+STUBBORN = [PY, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "time.sleep(60)"]  # fmt: skip
+
+
+def test_a_restart_whose_caller_gives_up_still_ends_with_the_workload_running(
+    tmp_path: Path,
+) -> None:
+    """The watchdog waits for a restart only so long; the restart goes on to its end."""
+
+    async def scenario() -> None:
+        supervisor = Supervisor(SystemClock(), [workload("w", STUBBORN, stop_grace_s=1)],
+                                tmp_path)  # fmt: skip
+        async with supervising(supervisor):
+            await until(lambda: state(supervisor, "w")["pid"] is not None, "w running")
+            first = state(supervisor, "w")["pid"]
+            await asyncio.sleep(0.5)  # until it ignores SIGTERM
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(supervisor.restart("w"), 0.2)
+            await until(lambda: state(supervisor, "w")["pid"] not in (None, first),
+                        "w running again")  # fmt: skip
+            assert state(supervisor, "w")["state"] == "running" and gone(first)
+
+    asyncio.run(scenario())
+
+
+def test_the_watchdog_restarts_only_what_it_should(tmp_path: Path) -> None:
+    from cronwarden.app import _restartable
+    from cronwarden.errors import CronwardenError
+    from cronwarden.services.heartbeat import NotRestarted
+
+    async def scenario() -> None:
+        supervisor = Supervisor(SystemClock(), [
+            workload("up", SLEEP), workload("held", SLEEP),
+            workload("broken", [PY, "-c", "import sys; sys.exit(1)"],
+                     restart_budget={"max_restarts": 0}),
+            workload("later", [PY, "-c", "pass"], backoff_initial_s=30, backoff_max_s=30,
+                     restart="always"),
+        ], tmp_path)  # fmt: skip
+        async with supervising(supervisor):
+            await until(lambda: state(supervisor, "broken")["state"] == "failed", "failed")
+            await until(lambda: state(supervisor, "later")["state"] == "backoff", "backoff")
+            await until(lambda: state(supervisor, "held")["pid"] is not None, "held running")
+            await supervisor.stop_workload("held")
+            _restartable("up", supervisor)  # running: yes
+            with pytest.raises(CronwardenError, match="stopped by an operator"):
+                _restartable("held", supervisor)
+            with pytest.raises(CronwardenError, match="gave up"):
+                _restartable("broken", supervisor)
+            with pytest.raises(NotRestarted):
+                _restartable("later", supervisor)
+            with pytest.raises(CronwardenError, match="no workload"):
+                _restartable("nope", supervisor)
+
+    asyncio.run(scenario())

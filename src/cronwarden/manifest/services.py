@@ -61,7 +61,9 @@ class ServiceSpec(_Strict):
     slug: str = Field(min_length=1, max_length=200,
                       validation_alias=AliasChoices("slug", "bot_slug", "name"))  # fmt: skip
     health_url: str = Field(validation_alias=AliasChoices("health_url", "url"))
-    timeout_s: float | None = Field(default=None, gt=0, le=300)
+    #: spec 002 §21: a poll takes at most 10 s; one slow endpoint must not stretch
+    #: every sweep.
+    timeout_s: float | None = Field(default=None, gt=0, le=MAX_DEFAULT_TIMEOUT_S)
     expected_status: tuple[int, ...] = ()
     expect_json: bool = True
     json_path: str | None = None
@@ -111,10 +113,10 @@ class ServiceSpec(_Strict):
         return self
 
     def timeout_for(self, interval_s: float) -> float:
-        """The poll's timeout: its own, else a third of the interval (spec 002 §9),
-        at most 10 s (spec 002 §21)."""
+        """The poll's timeout: its own (at most 10 s and the interval), else a third of
+        the interval (spec 002 §9), at most 10 s (spec 002 §21)."""
         if self.timeout_s is not None:
-            return self.timeout_s
+            return min(self.timeout_s, interval_s)  # never longer than the interval
         return min(interval_s / 3, MAX_DEFAULT_TIMEOUT_S)
 
     @property

@@ -1,25 +1,34 @@
-"""Pages from the watchdog to people: each report the watchdog marks ``alert: page``
-(a service down, its restart budget spent, a recovery from down) goes to every
-channel of ``heartbeat.notify`` (names from ``notifications.channels``; ``memory``
-only records), and each delivery is recorded as a ``CRON_NOTIFICATION`` report of
-the service, delivered or not. A channel that fails never stops the watchdog.
+"""Pages to people: each report that pages goes to every channel of
+``heartbeat.notify`` (names from ``notifications.channels``; ``memory`` only records),
+and each delivery is recorded as a ``CRON_NOTIFICATION`` report, delivered or not.
 
-The watchdog's state machine already says each of these once per transition, so
-nothing is held back here.
+A report pages when it says so (``alert: page``: a service down, its restart budget
+spent, a recovery from down), or, when it does not say, when its reason code pages
+(the supervisor's ``SUPERVISOR_RESTART_BUDGET_EXHAUSTED``). The watchdog and the
+supervisor say each of these once per transition, so nothing is held back here.
+
+Pages go out in the background (:meth:`Pager.send`), each delivery within
+:data:`DELIVERY_TIMEOUT_S`: a channel that is slow or down during an incident never
+delays a sweep, and never stops the watchdog.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.manifest.model import Manifest
 from cronwarden.ports import Notifier
-from cronwarden.reasons import ReasonCode
+from cronwarden.reasons import AlertLevel, ReasonCode, reason
 from cronwarden.services.notifications import deliver
 
 LOGGER = logging.getLogger("cronwarden.heartbeat")
+
+
+#: How long one delivery to one channel may take.
+DELIVERY_TIMEOUT_S = 30.0
 
 
 class Pager:
@@ -30,6 +39,26 @@ class Pager:
         record: Callable[[Sequence[OperationsReport]], Awaitable[None]],
     ) -> None:
         self._notifier, self._manifest, self._record = notifier, manifest, record
+        self._sending: set[asyncio.Task[list[OperationsReport]]] = set()
+
+    def send(self, reports: Sequence[OperationsReport]) -> None:
+        """Deliver the pages among ``reports`` in the background."""
+        if not self._manifest().heartbeat_settings.notify or not any(map(pages, reports)):
+            return
+        task = asyncio.ensure_future(self.page(reports))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def aclose(self, grace_s: float = 5.0) -> None:
+        """Let the pages under way finish for ``grace_s``, then give them up (logged)."""
+        if not self._sending:
+            return
+        done, pending = await asyncio.wait(set(self._sending), timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            LOGGER.error("%d page(s) still going out at shutdown were given up", len(pending))
+        await asyncio.gather(*done, *pending, return_exceptions=True)
 
     async def page(self, reports: Sequence[OperationsReport]) -> list[OperationsReport]:
         """Deliver the pages among ``reports``; record and return one report per delivery."""
@@ -37,7 +66,7 @@ class Pager:
         channels = manifest.heartbeat_settings.notify
         sent: list[OperationsReport] = []
         for report in reports:
-            if not channels or report.details.get("alert") != "page":
+            if not channels or not pages(report):
                 continue
             title = f"cronwarden: {report.task_id} {report.reason_code}"
             body = _body(report)
@@ -51,8 +80,12 @@ class Pager:
         self, manifest: Manifest, channel: str, report: OperationsReport, title: str, body: str
     ) -> OperationsReport:
         failure = report.reason_code is not ReasonCode.HEALTH_HEARTBEAT_BOT_RECOVERED
-        error = await deliver(self._notifier, manifest.notifications.channels, channel, title,
-                              body, failure=failure)  # fmt: skip
+        try:
+            async with asyncio.timeout(DELIVERY_TIMEOUT_S):
+                error = await deliver(self._notifier, manifest.notifications.channels, channel,
+                                      title, body, failure=failure)  # fmt: skip
+        except TimeoutError:
+            error = f"no delivery within {DELIVERY_TIMEOUT_S:g} s"
         delivered = not error
         if error:
             LOGGER.error("page to %s failed: %s", channel, error)
@@ -67,6 +100,17 @@ class Pager:
             fired_at_ms=report.fired_at_ms, targets=(), trace_id=report.trace_id,
             reason_code=code, bot_id=report.bot_id, details=details,
         )  # fmt: skip
+
+
+def pages(report: OperationsReport) -> bool:
+    """Whether ``report`` pages: its own ``alert``, else its reason code's."""
+    said = report.details.get("alert")
+    if said is not None:
+        return bool(said == "page")
+    try:
+        return reason(report.reason_code).alert is AlertLevel.PAGE
+    except KeyError:
+        return False
 
 
 def _body(report: OperationsReport) -> str:

@@ -27,7 +27,7 @@ import random
 import re
 import signal
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -55,6 +55,11 @@ READER_DRAIN_S = 2.0
 #: How long a stop waits for a SIGKILLed group's other members (descendants the
 #: leader left behind) to disappear; waiting for exits is real time.
 GROUP_GONE_S = 1.0
+
+
+#: The ``last_reason`` of a workload an operator stopped: nothing restarts it but an
+#: operator (not its policy, not the watchdog).
+STOPPED_BY_OPERATOR = "stopped by operator"
 
 
 class State(StrEnum):
@@ -165,6 +170,9 @@ class Supervisor:
         self._die_with_daemon = die_with_daemon
         self._rng = rng or random.Random()
         self._stopping = False
+        #: Operator actions under way: each runs to its end even when its caller is
+        #: cancelled (a stop half done must not leave a workload unsupervised).
+        self._operations: set[asyncio.Task[dict[str, Any]]] = set()
         self._slots = {
             w.name: _Slot(w, Path(log_dir) / f"{w.name}.log", depths[w.name]) for w in workloads
         }
@@ -193,10 +201,14 @@ class Supervisor:
         :raises KeyError: for an unknown workload.
         """
         slot = self._slot(name)
-        async with slot.lock:
-            await self._halt(slot, report=False)
-            await self._start_now(slot)
-        return self._describe(slot)
+
+        async def restart() -> dict[str, Any]:
+            async with slot.lock:
+                await self._halt(slot, report=False)
+                await self._start_now(slot)
+            return self._describe(slot)
+
+        return await self._to_the_end(restart())
 
     async def stop_workload(self, name: str) -> dict[str, Any]:
         """Operator stop: stop the workload's process group and leave it ``stopped``, not
@@ -205,10 +217,14 @@ class Supervisor:
         :raises KeyError: for an unknown workload.
         """
         slot = self._slot(name)
-        async with slot.lock:
-            await self._halt(slot, report=True, why="stopped by operator")
-            slot.state, slot.last_reason = State.STOPPED, "stopped by operator"
-        return self._describe(slot)
+
+        async def stop() -> dict[str, Any]:
+            async with slot.lock:
+                await self._halt(slot, report=True, why=STOPPED_BY_OPERATOR)
+                slot.state, slot.last_reason = State.STOPPED, STOPPED_BY_OPERATOR
+            return self._describe(slot)
+
+        return await self._to_the_end(stop())
 
     async def start_workload(self, name: str) -> dict[str, Any]:
         """Operator start of a ``stopped`` or ``failed`` workload (nothing happens to one
@@ -217,10 +233,22 @@ class Supervisor:
         :raises KeyError: for an unknown workload.
         """
         slot = self._slot(name)
-        async with slot.lock:
-            if slot.task is None or slot.task.done():
-                await self._start_now(slot)
-        return self._describe(slot)
+
+        async def start() -> dict[str, Any]:
+            async with slot.lock:
+                if slot.task is None or slot.task.done():
+                    await self._start_now(slot)
+            return self._describe(slot)
+
+        return await self._to_the_end(start())
+
+    async def _to_the_end(self, action: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+        """Run an operator action in a task of the supervisor's own; a caller that is
+        cancelled (a timeout) stops waiting, not the action."""
+        task = asyncio.ensure_future(action)
+        self._operations.add(task)
+        task.add_done_callback(self._operations.discard)
+        return await asyncio.shield(task)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every workload's state, in start order (see :meth:`_describe` for the keys)."""
@@ -540,6 +568,9 @@ class Supervisor:
         """Stop every workload, dependents before their dependencies (one dependency
         level at a time, the workloads of a level together)."""
         self._stopping = True
+        # operator actions under way end first (one that would start a process now
+        # refuses: the supervisor is stopping)
+        await asyncio.gather(*self._operations, return_exceptions=True)
         for depth in sorted({slot.depth for slot in self._slots.values()}, reverse=True):
             level = [slot for slot in self._slots.values() if slot.depth == depth]
             await asyncio.gather(*(self._halt_locked(slot) for slot in level))
