@@ -48,7 +48,7 @@ from cronwarden.services.paging import Pager
 from cronwarden.services.scheduler import CronRunner, new_trace_id
 from cronwarden.services.supervisor import STOPPED_BY_OPERATOR, Supervisor
 from cronwarden.services.worker import Worker
-from cronwarden.telemetry.metrics import CronMetrics, HeartbeatMetrics
+from cronwarden.telemetry.metrics import CronMetrics, HeartbeatMetrics, SupervisorCollector
 from cronwarden.workers.command import run_command
 from cronwarden.workers.http import send as send_http
 
@@ -375,7 +375,9 @@ async def run_scheduler(
         if isinstance(bus, RedisStreamBus) else None,
         service_restarter(directory, lambda: runner.manifest, supervisor), controls,
     )  # fmt: skip
-    observe.heartbeat = heartbeat
+    observe.heartbeat, observe.supervisor = heartbeat, supervisor
+    if supervisor is not None:
+        observe.metrics.registry.register(SupervisorCollector(supervisor.snapshot, namespace))
     views = DaemonViews(
         heartbeat_health=heartbeat.health if heartbeat else None,
         heartbeat_view=heartbeat.view if heartbeat else None,
@@ -615,6 +617,7 @@ class Observers:
         self.health = CronHealth(started_ms=_ms(clock))
         self.task_class: Callable[[str], str] = lambda task_id: ""
         self.heartbeat: HealthHeartbeat | None = None
+        self.supervisor: Supervisor | None = None
         #: The errors of the last load in ``services:`` and ``heartbeat:`` (the
         #: watchdog is red while its registry did not load whole).
         self.registry_problems: list[str] = []
@@ -638,6 +641,15 @@ class Observers:
         snapshot = self.health.snapshot(_ms(self._clock))
         if self.heartbeat is not None:
             snapshot["heartbeat"] = self.heartbeat.health()
+        if self.supervisor is not None:
+            workloads = self.supervisor.snapshot()
+            troubled = [f"{w['name']} {w['state']}: {w['last_reason'] or '-'}"
+                        for w in workloads if w["state"] in ("failed", "hung")]  # fmt: skip
+            snapshot["supervisor"] = {"workloads": len(workloads), "troubled": troubled}
+            # a workload in trouble is told (and paged when its budget is spent); the
+            # scheduler it runs beside still dispatches, so its health stays green
+            snapshot["warnings"] = [*snapshot["warnings"],
+                                    *(f"supervisor: {line}" for line in troubled)]  # fmt: skip
         return snapshot
 
     def ping_deadman(self, prober: HttpProber, url: str) -> None:

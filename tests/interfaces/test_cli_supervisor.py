@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -81,6 +82,11 @@ def test_workloads_run_restart_and_stop_and_nothing_outlives_the_daemon(
         assert again["app"]["restarts_total"] == 1
         assert again["app"]["last_reason"] == "killed by SIGKILL"
         assert again["db"]["pid"] == running["db"]["pid"]  # its sibling undisturbed
+        with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as reply:
+            metrics = reply.read().decode()
+        assert 'cronwarden_supervisor_workload_up{workload="app",workload_kind="bot"} 1.0' in (
+            metrics)  # fmt: skip
+        assert 'cronwarden_supervisor_restarts_total{workload="app"} 1.0' in metrics
         stopped = cli("supervisor", "stop", "app", "--http", http)
         assert stopped.returncode == 0 and "app: stopped" in stopped.stdout
         assert _workloads(cli, http)["app"]["state"] == "stopped"

@@ -91,3 +91,24 @@ def test_health_warns_while_claims_fell_back_to_this_process_and_stays_green() -
     assert snapshot["warnings"][0].startswith("REDIS_LOCK_UNAVAILABLE: claims are held")
     down[0] = False
     assert (health.snapshot(2)["lock_mode"], health.snapshot(2)["warnings"]) == ("redis", [])
+
+
+def test_the_supervisor_s_workloads_are_read_at_each_scrape() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from cronwarden.telemetry.metrics import SupervisorCollector
+
+    workloads = [{"name": "app", "state": "running", "restarts_total": 2,
+                  "labels": {"workload_kind": "bot"}},
+                 {"name": "db", "state": "failed", "restarts_total": 5, "labels": {}}]  # fmt: skip
+    registry = CollectorRegistry()
+    registry.register(SupervisorCollector(lambda: workloads, "polytraders_gov"))
+    text = generate_latest(registry).decode()
+    assert 'polytraders_gov_supervisor_workloads{state="running"} 1.0' in text
+    assert 'polytraders_gov_supervisor_workloads{state="failed"} 1.0' in text
+    assert 'polytraders_gov_supervisor_workload_up{workload="app",workload_kind="bot"} 1.0' in text
+    assert 'polytraders_gov_supervisor_workload_up{workload="db",workload_kind=""} 0.0' in text
+    assert 'polytraders_gov_supervisor_restarts_total{workload="db"} 5.0' in text
+    workloads[0]["state"] = "backoff"
+    assert 'workload_up{workload="app",workload_kind="bot"} 0.0' in generate_latest(
+        registry).decode()  # fmt: skip

@@ -7,7 +7,11 @@ gives exactly the spec's names (``polytraders_gov_cronrunner_...``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.reasons import ReasonCode
@@ -135,3 +139,36 @@ class HeartbeatMetrics:
                 self.misses.labels(str(entry["slug"])).inc()
         elif report.event_type is EventType.HEALTH_AUTO_RESTART:
             self.restarts.labels(report.task_id).inc()
+
+
+class SupervisorCollector:
+    """The supervisor's workloads as metrics, read from its snapshot at each scrape:
+    ``{namespace}_supervisor_workloads{state}`` (how many are in each state),
+    ``{namespace}_supervisor_workload_up{workload,workload_kind}`` (1 while running) and
+    ``{namespace}_supervisor_restarts_total{workload}`` (automatic restarts)."""
+
+    STATES = ("starting", "running", "backoff", "hung", "stopped", "failed")
+
+    def __init__(self, snapshot: Callable[[], list[dict[str, Any]]], namespace: str) -> None:
+        self._snapshot, self._prefix = snapshot, f"{namespace}_supervisor"
+
+    def collect(self) -> Iterator[Metric]:
+        workloads = self._snapshot()
+        states = GaugeMetricFamily(
+            f"{self._prefix}_workloads", "Supervised workloads in each state.", labels=["state"]
+        )
+        for state in self.STATES:
+            states.add_metric([state], sum(w["state"] == state for w in workloads))
+        up = GaugeMetricFamily(
+            f"{self._prefix}_workload_up",
+            "1 while the workload runs.",
+            labels=["workload", "workload_kind"],
+        )
+        restarts = CounterMetricFamily(f"{self._prefix}_restarts",
+                                       "Automatic restarts of each workload since start.",
+                                       labels=["workload"])  # fmt: skip
+        for w in workloads:
+            kind = str(w.get("labels", {}).get("workload_kind", ""))
+            up.add_metric([w["name"], kind], 1.0 if w["state"] == "running" else 0.0)
+            restarts.add_metric([w["name"]], float(w.get("restarts_total", 0)))
+        yield from (states, up, restarts)
