@@ -50,6 +50,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from cronwarden.adapters.http_probe import HttpProber
+from cronwarden.adapters.sharded_probe import ShardedProber
 from cronwarden.adapters.system import SystemClock
 from cronwarden.core.report import OperationsReport
 from cronwarden.manifest.services import HeartbeatSettings, ServiceSpec
@@ -176,7 +177,9 @@ class Cronwarden:
 
     name = "cronwarden"
 
-    def __init__(self, targets: Sequence[str]) -> None:
+    def __init__(self, targets: Sequence[str], processes: int = 1) -> None:
+        if processes > 1:
+            self.name = f"cw {processes} procs"
         self.services = [
             ServiceSpec(slug=f"svc-{i}", health_url=url, timeout_s=10.0,
                         activity_field="last_decision_ms", max_staleness_s=60)
@@ -184,7 +187,9 @@ class Cronwarden:
         ]  # fmt: skip
         self.settings = HeartbeatSettings(max_in_flight=MAX_IN_FLIGHT)
         self.loop = asyncio.new_event_loop()
-        self.prober = HttpProber(self.settings.max_in_flight)
+        self.prober: HttpProber | ShardedProber = (
+            HttpProber(self.settings.max_in_flight) if processes == 1
+            else ShardedProber(processes, self.settings.max_in_flight))  # fmt: skip
         self.heartbeat = HealthHeartbeat(SystemClock(), self.prober, self.registry,
                                          record=_no_record)  # fmt: skip
 
@@ -277,11 +282,16 @@ class Result:
         return all(s.healthy == n for s in [self.cold, *self.warm])
 
 
-def measure(n: int, rounds: int, servers: Servers) -> dict[str, Result]:
-    """Cold sweeps, then ``rounds`` warm sweeps taking turns (load hits both alike)."""
+def measure(n: int, rounds: int, servers: Servers, processes: int) -> dict[str, Result]:
+    """Cold sweeps, then ``rounds`` warm sweeps taking turns (load hits all alike). With
+    ``processes`` above 1, also the sweep dealt to that many processes
+    (``heartbeat.sweep_processes``); its CPU column is the daemon's own, without the
+    workers'."""
     targets = urls(servers, n)
     ways: list[Cronwarden | ThreadPool] = [Cronwarden(targets),
                                            ThreadPool(targets, len(servers.ports))]  # fmt: skip
+    if processes > 1:
+        ways.append(Cronwarden(targets, processes))
     try:
         cold = {way.name: timed(way.sweep, servers) for way in ways}
         warm: dict[str, list[Sweep]] = {way.name: [] for way in ways}
@@ -359,6 +369,8 @@ def main() -> None:
     parser.add_argument("--run-intervals", type=int, default=5,
                         help="run() intervals confirming the daemon CPU; 0 skips")  # fmt: skip
     parser.add_argument("--run-interval-s", type=float, default=2.0)
+    parser.add_argument("--sweep-processes", type=int, default=2,
+                        help="also sweep from this many processes (1: not)")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1,000 only, 3 warm rounds, 2 run() intervals")  # fmt: skip
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -385,7 +397,7 @@ def main() -> None:
     valid, results = True, {}
     try:
         for n in sizes:
-            results[n] = measure(n, args.rounds, servers)
+            results[n] = measure(n, args.rounds, servers, args.sweep_processes)
             for line in _report(n, results[n]):
                 print(line, flush=True)
             valid &= all(r.healthy_everywhere(n) for r in results[n].values())
@@ -397,10 +409,11 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     print("== targets (this machine)")
     for n, limit in TARGET_S.items():
-        if n in results:
-            r = results[n]["cronwarden"]
+        for name, r in results.get(n, {}).items():
+            if name == "thread pool":
+                continue
             print(
-                f"{n:>7,} endpoints: warm p50 {r.p50:.3f} s, max {r.max:.3f} s, cold "
+                f"{n:>7,} endpoints, {name}: warm p50 {r.p50:.3f} s, max {r.max:.3f} s, cold "
                 f"{r.cold.wall_s:.3f} s (target ≤ {limit:g} s): {_verdict(r.max <= limit)}"
             )
     if 1_000 in results:

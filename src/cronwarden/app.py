@@ -26,6 +26,7 @@ from cronwarden.adapters.redis_bus import DEFAULT_PREFIX, RedisStreamBus, Stream
 from cronwarden.adapters.redis_client import connect as connect_redis
 from cronwarden.adapters.redis_killswitch import RedisKillSwitch
 from cronwarden.adapters.redis_lock import RedisLock
+from cronwarden.adapters.sharded_probe import ShardedProber
 from cronwarden.adapters.sql.controls import Cached, SqlKillSwitch, SqlPauses
 from cronwarden.adapters.sql.store import SqlStore, sqlite_url
 from cronwarden.adapters.system import SystemClock
@@ -36,7 +37,7 @@ from cronwarden.errors import BackendUnavailable, CronwardenError, ManifestError
 from cronwarden.interfaces.api.app import DaemonViews, create_app
 from cronwarden.manifest import LoadResult, Manifest, load_manifest
 from cronwarden.manifest.services import HeartbeatSettings, ServiceSpec
-from cronwarden.ports import Bus, Clock, KillSwitch, KillSwitchState, Lock, Pauses
+from cronwarden.ports import Bus, Clock, KillSwitch, KillSwitchState, Lock, Pauses, Prober
 from cronwarden.reasons import ReasonCode
 from cronwarden.redact import redact_url
 from cronwarden.services.dispatch import TRIGGER_TOPIC, Dispatcher
@@ -491,7 +492,11 @@ def watchdog(
     first = manifest()
     if not first.heartbeat_settings.enabled:
         return None
-    prober = HttpProber(first.heartbeat_settings.max_in_flight)
+    settings = first.heartbeat_settings
+    prober: HttpProber | ShardedProber = (
+        HttpProber(settings.max_in_flight) if settings.sweep_processes == 1
+        else ShardedProber(settings.sweep_processes, settings.max_in_flight)
+    )  # fmt: skip
 
     async def kill_switch_active() -> bool:
         return (await kill_switch.state()).active
@@ -652,7 +657,7 @@ class Observers:
                                     *(f"supervisor: {line}" for line in troubled)]  # fmt: skip
         return snapshot
 
-    def ping_deadman(self, prober: HttpProber, url: str) -> None:
+    def ping_deadman(self, prober: Prober, url: str) -> None:
         """Ping the dead-man URL in the background: a slow one never delays a sweep."""
 
         async def ping() -> None:
@@ -751,6 +756,7 @@ def _warn_start_only(running: Manifest, loaded: Manifest) -> None:
         ("supervisor.workloads", running.workloads != loaded.workloads),
         ("heartbeat.enabled", before.enabled != after.enabled),
         ("heartbeat.max_in_flight", before.max_in_flight != after.max_in_flight),
+        ("heartbeat.sweep_processes", before.sweep_processes != after.sweep_processes),
     ):
         if changed:
             LOGGER.warning(

@@ -337,6 +337,13 @@ class Prober(Protocol):
         :class:`Poll` says what happened."""
         ...
 
+    async def poll_many(
+        self, targets: Sequence[tuple[str, float]], max_in_flight: int
+    ) -> list[Poll]:
+        """:meth:`poll` each ``(url, timeout_s)``, at most ``max_in_flight`` at once; the
+        polls in the order of ``targets``. Never raises for the endpoints' failures."""
+        ...
+
     async def aclose(self) -> None:
         """Close the connections kept open between sweeps."""
         ...

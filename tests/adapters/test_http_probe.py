@@ -64,3 +64,22 @@ async def test_at_most_max_connections_polls_are_in_flight_and_waiting_is_not_ti
     await prober.aclose()
     # six polls of 0.3 s, two at a time, each within its 0.5 s once it has a slot
     assert all(p.status_code == 200 for p in polls), [p.error for p in polls]
+
+
+async def test_a_sweep_dealt_to_processes_comes_back_whole_and_in_order() -> None:
+    from cronwarden.adapters.sharded_probe import ShardedProber
+
+    prober = ShardedProber(2, max_in_flight=8)
+    with health_server() as server:
+        targets = [(server.answer(f"/h/{n}", 200 if n % 3 else 503, {"n": n}), 5.0)
+                   for n in range(30)]  # fmt: skip
+        targets.append((closed_port_url(), 5.0))
+        polls = await prober.poll_many(targets, 8)
+        again = await prober.poll_many(targets, 8)  # the workers and their connections kept
+        single = await prober.poll(targets[0][0], 5.0)
+    await prober.aclose()
+    assert [p.status_code for p in polls[:30]] == [200 if n % 3 else 503 for n in range(30)]
+    assert [p.body for p in polls[:30]] == [b'{"n": %d}' % n for n in range(30)]
+    assert polls[30].status_code is None and polls[30].error
+    assert [p.status_code for p in again] == [p.status_code for p in polls]
+    assert single.status_code == 503

@@ -267,3 +267,27 @@ def test_pause_restart_is_recorded_and_an_unknown_service_is_one_line(
     assert events[1][0] == "HEALTH_RESTART_RESUMED"
     assert unknown.returncode == 2
     assert unknown.stderr.startswith("HEALTH_HEARTBEAT_UNKNOWN_SERVICE: 'nobody' is not")
+
+
+def test_a_sweep_dealt_to_processes_runs_in_the_daemon_and_stops_with_it(
+    tmp_path: Path,
+) -> None:
+    with health_server() as server:
+        manifest = tmp_path / "cronwarden.json"
+        manifest.write_text(json.dumps({
+            "heartbeat": {"heartbeat_interval_s": 1, "sweep_processes": 2},
+            "services": [{"slug": f"s{n}", "health_url": server.answer(f"/h/{n}")}
+                         for n in range(6)],
+        }))  # fmt: skip
+        with _daemon(manifest) as (process, http):
+            status, own = _until(lambda: (lambda h: h if h[1].get("healthy_count") == 6
+                                 else None)(_get(f"http://{http}/internal/health/health-heartbeat")),
+                                 what="a sweep from the worker processes")  # fmt: skip
+            children = [int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children")
+                        .read_text().split()]  # fmt: skip
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0
+    assert status == 200 and own["status"] == "green"
+    assert len(children) >= 2
+    _until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), timeout_s=15,
+           what="the sweep processes gone")  # fmt: skip

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cronwarden.core.liveness import poll_in_lanes
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.manifest.services import HeartbeatSettings, ServiceSpec
 from cronwarden.ports import Poll
@@ -35,6 +36,9 @@ class ScriptedProber:
     async def poll(self, url: str, timeout_s: float) -> Poll:
         self.polled += 1
         return self.answers[url]
+
+    async def poll_many(self, targets: Sequence[tuple[str, float]], lanes: int) -> list[Poll]:
+        return await poll_in_lanes(self.poll, targets, lanes)
 
     async def aclose(self) -> None:
         return None

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from cronwarden.adapters.notify import AppriseNotifier
+from cronwarden.core.liveness import poll_in_lanes
 from cronwarden.core.report import EventType, OperationsReport
 from cronwarden.manifest import validate_document
 from cronwarden.manifest.services import ServiceSpec
@@ -30,6 +31,9 @@ class ScriptedProber:
 
     async def poll(self, url: str, timeout_s: float) -> Poll:
         return Poll(200, b'{"status": "ok"}') if self.up else Poll(None, error="refused")
+
+    async def poll_many(self, targets: Sequence[tuple[str, float]], lanes: int) -> list[Poll]:
+        return await poll_in_lanes(self.poll, targets, lanes)
 
     async def aclose(self) -> None:
         return None

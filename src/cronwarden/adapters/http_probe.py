@@ -19,12 +19,13 @@ import logging
 import time
 import urllib.request
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
 
 from cronwarden._version import __version__
-from cronwarden.core.liveness import MAX_BODY_BYTES
+from cronwarden.core.liveness import MAX_BODY_BYTES, poll_in_lanes
 from cronwarden.ports import Poll
 
 LOGGER = logging.getLogger("cronwarden.heartbeat")
@@ -70,6 +71,11 @@ class HttpProber:
     async def poll(self, url: str, timeout_s: float) -> Poll:
         async with self._slots:  # waiting for a slot is not the endpoint's time
             return await self._timed(url, timeout_s)
+
+    async def poll_many(
+        self, targets: Sequence[tuple[str, float]], max_in_flight: int
+    ) -> list[Poll]:
+        return await poll_in_lanes(self.poll, targets, max_in_flight)
 
     async def _timed(self, url: str, timeout_s: float) -> Poll:
         started = time.perf_counter()

@@ -10,8 +10,10 @@ service into healthy (spec 002 §18, safe fallback).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -137,6 +139,27 @@ def activity_ms(value: Any) -> int | None:
         except (ValueError, OverflowError):
             return None
     return None
+
+
+async def poll_in_lanes(
+    poll: Callable[[str, float], Awaitable[Poll]],
+    targets: Sequence[tuple[str, float]],
+    max_in_flight: int,
+) -> list[Poll]:
+    """Every ``(url, timeout_s)`` polled with ``poll``, at most ``max_in_flight`` at once
+    (spec 002 §21), in order; a poll that raised is a miss saying why."""
+    polls: list[Poll] = [Poll(None)] * len(targets)
+    pending = iter(enumerate(targets))
+
+    async def lane() -> None:
+        for index, (url, timeout_s) in pending:
+            try:
+                polls[index] = await poll(url, timeout_s)
+            except Exception as err:  # a prober must not raise; a poll that did is a miss
+                polls[index] = Poll(None, error=f"{type(err).__name__}: {err}")
+
+    await asyncio.gather(*(lane() for _ in range(min(max_in_flight, len(targets)))))
+    return polls
 
 
 def _miss(error: str, code: ReasonCode | None = None) -> Verdict:

@@ -204,22 +204,13 @@ class HealthHeartbeat:
         self, services: Sequence[ServiceSpec], settings: HeartbeatSettings
     ) -> list[Poll]:
         """Every service's poll, at most ``max_in_flight`` at once (spec 002 §21)."""
-        polls: list[Poll] = [Poll(None)] * len(services)
-        pending = iter(enumerate(services))
         interval = settings.heartbeat_interval_s
-
-        async def lane() -> None:
-            for index, service in pending:
-                try:
-                    polls[index] = await self._prober.poll(
-                        service.health_url, service.timeout_for(interval)
-                    )
-                except Exception as err:  # a prober must not raise; a poll that did is a miss
-                    polls[index] = Poll(None, error=f"{type(err).__name__}: {err}")
-
-        lanes = min(settings.max_in_flight, len(services))
-        await asyncio.gather(*(lane() for _ in range(lanes)))
-        return polls
+        targets = [(s.health_url, s.timeout_for(interval)) for s in services]
+        try:
+            return await self._prober.poll_many(targets, settings.max_in_flight)
+        except Exception as err:  # a prober must not raise; if it did, every poll missed
+            LOGGER.exception("heartbeat: the prober failed")
+            return [Poll(None, error=f"{type(err).__name__}: {err}")] * len(services)
 
     def _healthy(
         self, service: ServiceSpec, state: ServiceState, start_ms: int, now_ms: int,
