@@ -260,3 +260,43 @@ def test_a_redis_that_does_not_answer_is_backend_unavailable() -> None:
         await client.aclose()
 
     run(scenario, None)
+
+
+class _CancelTurnedIntoError:
+    """A Redis client whose blocking read answers a cancellation with a connection
+    error, as redis-py can: the consumer must still stop."""
+
+    async def xgroup_create(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def xinfo_consumers(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return []
+
+    async def xautoclaim(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return ["0-0", []]
+
+    async def xreadgroup(self, *args: Any, **kwargs: Any) -> Any:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise RedisConnectionError("Connection closed by server.") from None
+        return None
+
+
+def test_a_consumer_cancelled_inside_a_redis_read_stops() -> None:
+    """Once in a while a CI run hung for good here: the cancellation became a Redis
+    error, the consume loop took it for an outage and retried forever."""
+
+    async def scenario() -> None:
+        bus = RedisStreamBus(_CancelTurnedIntoError(), StreamSettings())  # type: ignore[arg-type]
+        deliveries = bus.consume("cron.trigger", "workers", "w1")
+        reading = asyncio.ensure_future(anext(deliveries))
+        await asyncio.sleep(0.1)  # inside the blocking read
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(reading, 5)
+        await deliveries.aclose()
+
+    asyncio.run(scenario())

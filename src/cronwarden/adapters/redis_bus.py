@@ -121,6 +121,7 @@ class RedisStreamBus:
                 answer: Any = await self.client.xread({stream: last}, count=100,
                                                  block=self.settings.block_ms)  # fmt: skip
             except RedisError as err:
+                _raise_if_cancelled()
                 LOGGER.warning("bus: reading %s failed (%s); retrying", stream, err)
                 await asyncio.sleep(1)
                 continue
@@ -134,6 +135,7 @@ class RedisStreamBus:
             try:
                 newest: Any = await self.client.xrevrange(stream, count=1)
             except RedisError as err:
+                _raise_if_cancelled()
                 LOGGER.warning("bus: reading %s failed (%s); retrying", stream, err)
                 await asyncio.sleep(1)
                 continue
@@ -169,6 +171,7 @@ class _Consumer:
                         have_group = True
                     batch = await self._reclaimed() or await self._new()
                 except (RedisError, BackendUnavailable) as err:
+                    _raise_if_cancelled()
                     have_group = False  # NOGROUP after a restart that lost it, among others
                     await self._unavailable(err)
                     continue
@@ -283,6 +286,7 @@ class _Consumer:
                                           min_idle_time=0, message_ids=entries,
                                           justid=True)  # fmt: skip
             except RedisError as err:
+                _raise_if_cancelled()
                 LOGGER.warning("bus: cannot keep %d entries of %s: %s", len(entries),
                                self._stream, err)  # fmt: skip
 
@@ -292,6 +296,19 @@ class _Consumer:
                            self._stream, err)  # fmt: skip
             self._warned = True
         await asyncio.sleep(1)
+
+
+def _raise_if_cancelled() -> None:
+    """Re-raise a cancellation that a Redis command turned into a connection error.
+
+    redis-py can answer a cancellation that lands inside a command by closing the
+    connection and raising an error; a loop that retries on errors would swallow the
+    cancellation and go on forever (a worker that never stops, a shutdown that hangs).
+    The task still says it is being cancelled: then stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _text(value: Any) -> str:
