@@ -35,12 +35,25 @@ class HealthServer:
         self.answers: dict[str, Answer] = {}
         self.hits: dict[str, int] = {}
         self.posts: dict[str, list[bytes]] = {}
+        #: Requests being answered now, and the most there ever were at once.
+        self.in_flight = self.most_in_flight = 0
+        self._counting = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 answer = server.answers.get(self.path, Answer(404, b'{"status": "unknown"}'))
-                server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                with server._counting:
+                    server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                    server.in_flight += 1
+                    server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                try:
+                    self._answer(answer)
+                finally:
+                    with server._counting:
+                        server.in_flight -= 1
+
+            def _answer(self, answer: Answer) -> None:
                 if answer.delay_s:
                     time.sleep(answer.delay_s)
                 try:

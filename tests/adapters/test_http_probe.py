@@ -64,6 +64,7 @@ async def test_at_most_max_connections_polls_are_in_flight_and_waiting_is_not_ti
     await prober.aclose()
     # six polls of 0.3 s, two at a time, each within its 0.5 s once it has a slot
     assert all(p.status_code == 200 for p in polls), [p.error for p in polls]
+    assert server.most_in_flight == 2
 
 
 async def test_a_sweep_dealt_to_processes_comes_back_whole_and_in_order() -> None:

@@ -211,9 +211,7 @@ async def test_a_sweep_of_97_services_completes_within_the_interval(
 ) -> None:
     services = [service(server.answer(f"/internal/health/bot{n}"), f"bot{n}") for n in range(97)]
     watch = Watch(services, settings())
-    started = asyncio.get_running_loop().time()
-    report = await watch.heartbeat.sweep()
-    assert asyncio.get_running_loop().time() - started < 30
+    report = await watch.heartbeat.sweep()  # how fast: bench/health_sweep.py
     wire = report.to_dict()
     assert wire["total_bots"] == 97 and wire["healthy_count"] == 97
     assert wire["event_type"] == "HEALTH_SWEEP_COMPLETE"
@@ -229,12 +227,9 @@ async def test_a_sweep_of_97_services_completes_within_the_interval(
 async def test_polls_are_capped_at_max_in_flight(server: HealthServer) -> None:
     services = [service(server.answer(f"/h/{n}", delay_s=0.2), f"s{n}") for n in range(12)]
     watch = Watch(services, settings(max_in_flight=4))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     report = await watch.heartbeat.sweep()
-    elapsed = loop.time() - started
     assert report.details["healthy_count"] == 12
-    assert elapsed >= 0.6  # 12 polls of 0.2 s, 4 at a time: three rounds at least
+    assert server.most_in_flight == 4  # 12 slow polls, never more than 4 at once
     await watch.prober.aclose()
 
 
