@@ -521,9 +521,12 @@ def service_restarter(
     directory: Path, manifest: Callable[[], Manifest], supervisor: WorkloadRestarter | None = None
 ) -> Restart:
     """How the watchdog restarts a service: through the supervisor when the service
-    names a workload, else by running its ``restart_command`` (which must finish: a
-    service it starts leaves its process group, as ``systemctl``, ``docker`` or
-    ``setsid`` do), its output kept in ``restarts/SLUG/`` in the state folder."""
+    names a workload, else by running its ``restart_command``, its output kept in
+    ``restarts/SLUG/`` in the state folder. The command must finish within
+    ``restart_timeout_s``; what it started (``nohup server &``, a forking daemon) is
+    left running when it exits: starting the service is its purpose. Only a command
+    that overran its timeout, or is still running when the daemon stops, has its
+    whole process group stopped."""
 
     async def restart(service: ServiceSpec) -> str:
         if service.restart is not None:
@@ -537,7 +540,7 @@ def service_restarter(
         argv = service.restart_command or ()
         result = await run_command(
             argv, env=os.environ, cwd=None, out_dir=directory / "restarts" / service.slug,
-            timeout_s=manifest().heartbeat_settings.restart_timeout_s,
+            timeout_s=manifest().heartbeat_settings.restart_timeout_s, kill_orphans=False,
         )  # fmt: skip
         if result.status != "succeeded":
             stderr = " ".join(result.stderr_tail.split())[-300:]

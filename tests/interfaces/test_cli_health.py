@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -102,11 +103,23 @@ def bot(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     _kill_bot(pidfile)
 
 
+def _restart_command(how: str, port: int, pidfile: Path) -> list[str]:
+    """A bot that detaches itself into its own session and waits until it answers, or
+    the usual relaunch on a host without systemd: ``nohup … &`` from a shell that exits
+    at once, the bot left in the command's own process group."""
+    if how == "detach":
+        return [sys.executable, str(BOT), str(port), str(pidfile), "--detach"]
+    line = shlex.join([sys.executable, str(BOT), str(port), str(pidfile)])
+    return ["sh", "-c", f"nohup {line} >/dev/null 2>&1 &"]
+
+
+@pytest.mark.parametrize("how", ["detach", "nohup"])
 def test_bot_crash_is_paged_restarted_and_recovers(
-    tmp_path: Path, cli: Run, bot: tuple[int, Path]
+    tmp_path: Path, cli: Run, bot: tuple[int, Path], how: str
 ) -> None:
     """Spec 002 §19 BOT_CRASH: kill a real bot; its misses are counted, BOT_DOWN pages,
-    the restart command runs, and the restarted bot is RECOVERED."""
+    the restart command runs, and the restarted bot is RECOVERED: what the restart
+    command started is left running when it exits."""
     port, pidfile = bot
     manifest = tmp_path / "cronwarden.json"
     manifest.write_text(json.dumps({
@@ -114,7 +127,7 @@ def test_bot_crash_is_paged_restarted_and_recovers(
         "services": [{
             "slug": "strat.some_strategy", "health_url": f"http://127.0.0.1:{port}/internal/health/x",
             "timeout_s": 0.5, "activity_field": "last_decision_ms", "max_staleness_s": 60,
-            "restart_command": [sys.executable, str(BOT), str(port), str(pidfile), "--detach"],
+            "restart_command": _restart_command(how, port, pidfile),
         }],
     }))  # fmt: skip
     with _daemon(manifest) as (_, http):
@@ -126,6 +139,8 @@ def test_bot_crash_is_paged_restarted_and_recovers(
                         for r in _history(cli, manifest, "strat.some_strategy")) else None,
                         timeout_s=60, what="the bot recovered")  # fmt: skip
         status = cli("health", "status", "--http", http, "--json")
+    # the daemon has stopped; the service its restart command started has not
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
     history = _history(cli, manifest, "strat.some_strategy")
     assert events[:3] == ["HEALTH_BOT_DOWN", "HEALTH_AUTO_RESTART", "HEALTH_BOT_RECOVERED"]
     down, restart, recovered = history[:3]

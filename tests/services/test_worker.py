@@ -4,8 +4,12 @@ policy, with artifacts and run records (real processes where a process is the po
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -469,3 +473,43 @@ def test_a_trigger_that_met_a_store_outage_is_handled_when_it_returns(tmp_path: 
     assert len(execute.calls) == 1
     assert clock.slept == [0.1, 0.2, 0.4, 0.8, 1.6]
     assert [r.status for r in asyncio.run(store.runs())] == ["succeeded"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("kill_orphans", [True, False])
+def test_a_job_s_leftover_children_are_reaped_unless_its_target_opts_out(
+    tmp_path: Path, kill_orphans: bool
+) -> None:
+    target = {"type": "command", "command": ["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"]}
+    manifest = _manifest(target if kill_orphans else {**target, "kill_orphans": False})
+    worker = Worker(FakeClock(), MemoryStore(), lambda: manifest, tmp_path / "artifacts")
+    (run,) = asyncio.run(worker.handle(_trigger()))
+    child = int(run.output_tail)
+    try:
+        assert run.status == "succeeded"
+        deadline = time.monotonic() + 5
+        while kill_orphans and _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not kill_orphans:
+            time.sleep(0.3)  # it is left: still there a while later
+        assert _alive(child) is not kill_orphans
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_kill_orphans_false_on_an_inline_python_target_is_rejected() -> None:
+    result = validate_document({
+        "targets": {"job": {"type": "python", "function": "jobs:run", "isolation": "inline",
+                            "kill_orphans": False}},
+        "tasks": [{"task_id": "scan", "cron": "* * * * *", "targets": ["job"]}],
+    })  # fmt: skip
+    errors = [p for p in result.problems if p.level == "error"]
+    assert errors and "isolation: process" in errors[0].message

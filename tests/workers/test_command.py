@@ -1,14 +1,18 @@
-"""One command attempt, with real processes: exit codes, output files and tails,
-and a timeout that leaves no descendant behind."""
+"""One command attempt, with real processes: exit codes, output files and tails, a
+timeout that leaves no descendant behind, what a command left when it exited (killed,
+or left running with ``kill_orphans=False``), and a job's whole group dying with a
+worker killed by SIGKILL."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,10 +38,46 @@ def _run(
     timeout_s: float = 30.0,
     kill_grace_s: float = 5.0,
     shell: bool = False,
+    kill_orphans: bool = True,
+    die_with_worker: bool = False,
 ) -> CommandResult:
     return asyncio.run(run_command(argv, env=dict(os.environ), cwd=None, out_dir=tmp_path,
                                    timeout_s=timeout_s, kill_grace_s=kill_grace_s,
-                                   shell=shell))  # fmt: skip
+                                   shell=shell, kill_orphans=kill_orphans,
+                                   die_with_worker=die_with_worker))  # fmt: skip
+
+
+def _group(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid``."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    members.append(int(entry.name))
+    return members
+
+
+def _gone_within(pid: int, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not _alive(pid)
+
+
+@pytest.fixture
+def pids() -> Iterator[list[int]]:
+    """Pids a test may leave running on purpose; SIGKILLed at its end."""
+    left: list[int] = []
+    yield left
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+#: A shell line that backgrounds a long sleep in its own group, prints its pid, exits 0.
+BACKGROUNDS = "sleep 60 >/dev/null 2>&1 & echo $!"
 
 
 def test_a_command_that_succeeds_keeps_its_output_in_files_and_tails(tmp_path: Path) -> None:
@@ -76,6 +116,92 @@ def test_a_timeout_stops_the_whole_process_group_grandchildren_included(tmp_path
     assert not _alive(grandchild)
 
 
+def test_what_a_job_left_in_its_group_is_killed_once_it_exits(tmp_path: Path) -> None:
+    result = _run(["sh", "-c", BACKGROUNDS], tmp_path)
+    assert result.status == "succeeded"
+    assert _gone_within(int(result.stdout_tail))  # no orphans
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_without_kill_orphans_what_the_command_started_runs_on(
+    tmp_path: Path, pids: list[int], code: int
+) -> None:
+    """A restart script that started its service and then failed on a later step has
+    still started it: the exit code does not decide what is left running."""
+    result = _run(["sh", "-c", f"{BACKGROUNDS}; exit {code}"], tmp_path, kill_orphans=False)
+    pids.append(int(result.stdout_tail))
+    assert result.exit_code == code
+    time.sleep(0.3)
+    assert _alive(pids[0])
+
+
+@pytest.mark.parametrize("die_with_worker", [False, True])
+def test_without_kill_orphans_a_command_that_hangs_is_stopped_with_its_group(
+    tmp_path: Path, pids: list[int], die_with_worker: bool
+) -> None:
+    result = _run(["sh", "-c", f"{BACKGROUNDS}; sleep 60"], tmp_path, timeout_s=1.0,
+                  kill_grace_s=0.5, kill_orphans=False,
+                  die_with_worker=die_with_worker)  # fmt: skip
+    pids.append(int(result.stdout_tail))
+    assert result.status == "timed_out" and "process group stopped" in result.error
+    assert _gone_within(pids[0])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_job_dying_with_its_worker_leaves_only_what_it_started_when_it_exits(
+    tmp_path: Path, pids: list[int]
+) -> None:
+    """The group's keeper goes away with the job; what the job left stays, alone."""
+    result = _run(["sh", "-c", BACKGROUNDS], tmp_path, kill_orphans=False, die_with_worker=True)
+    child = int(result.stdout_tail)
+    pids.append(child)
+    group = os.getpgid(child)
+    deadline = time.monotonic() + 5
+    while _group(group) != [child] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _group(group) == [child]
+    time.sleep(0.3)
+    assert _alive(child)
+
+
+@pytest.fixture
+def endless_stdin() -> Iterator[None]:
+    """This process's standard input replaced by a pipe that never ends (as a terminal
+    would be): a command that inherited it would block reading it."""
+    read_end, write_end = os.pipe()
+    saved = os.dup(0)
+    os.dup2(read_end, 0)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, read_end, write_end):
+            os.close(fd)
+
+
+@pytest.mark.usefixtures("endless_stdin")
+@pytest.mark.parametrize("die_with_worker", [False, True])
+def test_a_command_reads_nothing_from_the_daemon_s_input(
+    tmp_path: Path, die_with_worker: bool
+) -> None:
+    result = _run(["sh", "-c", "cat; echo end"], tmp_path, timeout_s=5,
+                  die_with_worker=die_with_worker)  # fmt: skip
+    assert (result.status, result.stdout_tail) == ("succeeded", "end\n")
+
+
+def test_without_kill_orphans_logs_are_appended_and_tails_are_this_run_s(
+    tmp_path: Path,
+) -> None:
+    """The folder of a restart command is the same every time, and a service an earlier
+    run left may still write to its logs: they are appended to, never truncated under
+    it, and each result's tail is its own run's output."""
+    first = _run(["sh", "-c", "echo first; echo oops >&2"], tmp_path, kill_orphans=False)
+    second = _run(["sh", "-c", "echo second"], tmp_path, kill_orphans=False)
+    assert (first.stdout_tail, first.stderr_tail) == ("first\n", "oops\n")
+    assert (second.stdout_tail, second.stderr_tail) == ("second\n", "")
+    assert (tmp_path / "stdout.log").read_text() == "first\nsecond\n"
+
+
 def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
     script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
     result = _run([PY, "-c", script], tmp_path, timeout_s=0.5, kill_grace_s=0.5)
@@ -101,37 +227,34 @@ import asyncio, os, sys
 from pathlib import Path
 from cronwarden.workers.command import run_command
 out = Path(sys.argv[1])
-job = [sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(60)"]
-asyncio.run(run_command(job, env=dict(os.environ), cwd=None, out_dir=out, timeout_s=120,
-                        die_with_worker=sys.argv[2] == "1"))
+script = "import os, subprocess, sys, time\\n" \\
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\\n" \\
+    "print(os.getpid(), child.pid, flush=True)\\n" \\
+    "time.sleep(60)\\n"
+asyncio.run(run_command([sys.executable, "-c", script], env=dict(os.environ), cwd=None,
+                        out_dir=out, timeout_s=120, die_with_worker=sys.argv[2] == "1",
+                        kill_orphans=sys.argv[3] == "1"))
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-@pytest.mark.parametrize("dies", [True, False])
-def test_a_job_dies_with_a_worker_killed_by_sigkill_when_asked(tmp_path: Path, dies: bool) -> None:
-    worker = subprocess.Popen([PY, "-c", WORKER_SCRIPT, str(tmp_path), "1" if dies else "0"])
+@pytest.mark.parametrize(("dies", "kill_orphans"), [(True, True), (True, False), (False, True)])
+def test_a_job_and_its_children_die_with_a_worker_killed_by_sigkill_when_asked(
+    tmp_path: Path, pids: list[int], dies: bool, kill_orphans: bool
+) -> None:
+    """The kernel kills the job itself (``setpriv --pdeathsig``); the child it started is
+    killed by the group's keeper. ``kill_orphans`` is about what is left once a job has
+    exited, not about a job still running when its worker died."""
+    worker = subprocess.Popen([PY, "-c", WORKER_SCRIPT, str(tmp_path), "1" if dies else "0",
+                               "1" if kill_orphans else "0"])  # fmt: skip
     log = tmp_path / "stdout.log"
     deadline = time.monotonic() + 30
-    while not (log.exists() and log.read_text().strip()):
+    while not (log.exists() and log.read_text().endswith("\n")):
         assert time.monotonic() < deadline, "the job never started"
         time.sleep(0.05)
-    job = int(log.read_text())
+    job, child = (int(pid) for pid in log.read_text().split())
+    pids.extend((job, child))
     worker.kill()
     worker.wait(timeout=30)
-    deadline = time.monotonic() + 5
-    while _running(job) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        assert _running(job) is not dies
-    finally:
-        if _running(job):
-            os.kill(job, signal.SIGKILL)
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
+    assert _gone_within(job) is dies
+    assert _gone_within(child, 1.0 if not dies else 5.0) is dies

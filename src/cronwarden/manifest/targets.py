@@ -5,6 +5,7 @@ bus (the default for a target with no entry), or a command the worker runs.
 targets:
   scan.hot: {type: command, command: [python, -m, scans.hot], timeout_s: 600,
              retry: {max_attempts: 3, delay_seconds: 60, backoff_multiplier: 2.0}}
+  cache.warm: {type: command, command: [./bin/start-cache-daemon], kill_orphans: false}
 ```
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import random
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Target(BaseModel):
@@ -55,6 +56,10 @@ class CommandTarget(_Target):
     env: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(default=3_600.0, gt=0, le=7 * 86_400)
     kill_grace_s: float = Field(default=5.0, ge=0, le=600)
+    #: Whether what the command left in its process group is killed once it exits
+    #: ("no orphans"); ``false`` for a job that deliberately starts something that
+    #: outlives it. A timeout or a stop ends the whole group either way.
+    kill_orphans: bool = True
     retry: Retry = Field(default_factory=Retry)
     #: An execution mode (spec 003): ``{skill}``, ``{persona}``, ``{inputs_json}`` and
     #: ``{session_id}`` in ``command`` are filled from the task when it runs.
@@ -117,7 +122,17 @@ class PythonTarget(_Target):
     env: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(default=3_600.0, gt=0, le=7 * 86_400)
     kill_grace_s: float = Field(default=5.0, ge=0, le=600)
+    #: As a command target's (``isolation: process`` only: an inline function's
+    #: processes are the worker's own children).
+    kill_orphans: bool = True
     retry: Retry = Field(default_factory=Retry)
+
+    @model_validator(mode="after")
+    def _orphans_need_a_process(self) -> PythonTarget:
+        if not self.kill_orphans and self.isolation == "inline":
+            raise ValueError("kill_orphans: false needs isolation: process (an inline "
+                             "function runs in the worker's own process)")  # fmt: skip
+        return self
 
 
 TargetSpec = Annotated[BusTarget | CommandTarget | HttpTarget | PythonTarget,

@@ -67,6 +67,7 @@ class Execute(Protocol):
         kill_grace_s: float,
         shell: bool,
         die_with_worker: bool,
+        kill_orphans: bool,
     ) -> Awaitable[CommandResult]: ...
 
 
@@ -394,7 +395,7 @@ class Worker:
             return await self._execute(
                 argv, env=env, cwd=target.cwd, out_dir=folder,
                 timeout_s=target.timeout_s, kill_grace_s=target.kill_grace_s, shell=target.shell,
-                die_with_worker=self._die_with_worker,
+                die_with_worker=self._die_with_worker, kill_orphans=target.kill_orphans,
             )  # fmt: skip
         if isinstance(target, PythonTarget):
             if target.isolation == "inline":
@@ -403,7 +404,7 @@ class Worker:
             return await self._execute(
                 argv, env=env, cwd=target.cwd, out_dir=folder, timeout_s=target.timeout_s,
                 kill_grace_s=target.kill_grace_s, shell=False,
-                die_with_worker=self._die_with_worker,
+                die_with_worker=self._die_with_worker, kill_orphans=target.kill_orphans,
             )  # fmt: skip
         if self._request is None:
             return CommandResult("failed", None, 0, "", "",

@@ -1,6 +1,13 @@
 """Run one command attempt: its own process group, output streamed to files, a timeout
 that stops the whole group (SIGTERM, then SIGKILL after a grace), and the output's tail.
 
+What a command leaves behind when it exits depends on what it is for. A job's command
+is done when it exits, so whatever it left in its process group is killed ("no
+orphans"); a command whose purpose is to start something long-lived (a service's
+``restart_command``, a job with ``kill_orphans: false``) leaves it running. A timeout
+or a cancellation stops the whole group either way: a command still running then is
+not doing what it was meant to.
+
 A job that prints a gigabyte costs the worker nothing: the child writes straight into
 ``stdout.log`` / ``stderr.log``; only the last :data:`TAIL_BYTES` are read back.
 """
@@ -22,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cronwarden.failpoints import failpoint
+from cronwarden.workers.group_keeper import GroupKeeper
 
 #: How much of the end of stdout and stderr a run record keeps.
 TAIL_BYTES = 4096
@@ -33,7 +41,8 @@ def dying_with_parent() -> tuple[str, ...]:
     ``setpriv --pdeathsig KILL --`` (util-linux) asks the kernel to SIGKILL the job
     when the worker dies. A worker killed with SIGKILL cannot stop its job, and the
     job must not run on beside the attempt that takes over its redelivered trigger.
-    (Processes the job left running in the background are not covered.)
+    The kernel signals only the command itself; the rest of its process group (a
+    script's children) is killed by the group's :class:`GroupKeeper`.
 
     A launcher, not ``preexec_fn``: running Python between fork and exec forbids
     ``vfork`` and made each start about 6 ms slower.
@@ -72,43 +81,68 @@ async def run_command(
     kill_grace_s: float = 5.0,
     shell: bool = False,
     die_with_worker: bool = False,
+    kill_orphans: bool = True,
 ) -> CommandResult:
     """Run ``argv`` (a shell line only when ``shell``) with output in ``out_dir``.
 
     Stopping the group on timeout or cancellation reaches every descendant that stayed
     in it; the result says ``timed_out`` or ``cancelled``. Cancellation is re-raised
-    after the group is gone. With ``die_with_worker`` (workers on a shared bus, where a
-    dead worker's trigger is run again elsewhere) the command dies with its worker,
-    even one killed with SIGKILL; it costs about 1 ms per start.
+    after the group is gone. Once the command has exited, what it left in its group is
+    killed with ``kill_orphans`` and left running without it (whatever the exit code:
+    a failed restart script may still have started its service).
+
+    With ``die_with_worker`` (workers on a shared bus, where a dead worker's trigger is
+    run again elsewhere) the command and its whole group die with their worker while
+    the command runs, even when the worker is killed with SIGKILL; it costs about 2 ms
+    per start.
+
+    Without ``kill_orphans`` the logs are appended to, not truncated: a process an
+    earlier run of the same folder left running may still write to them, and the
+    tails returned are those of this run only.
     """
     started = time.monotonic()
-    out, err = await asyncio.to_thread(_open_logs, out_dir)
+    out, err = await asyncio.to_thread(_open_logs, out_dir, not kill_orphans)
+    since = (out.tell(), err.tell())
     with out, err:
+        # checked once per process (a few ms), then cached
+        launcher = dying_with_parent() if die_with_worker else ()
+        keeper = GroupKeeper() if launcher else None
         try:
             command = ("/bin/sh", "-c", " ".join(argv)) if shell else tuple(argv)
-            # checked once per process (a few ms), then cached
-            launcher = dying_with_parent() if die_with_worker else ()
             if launcher and not shell:
                 check_runnable(command[0], env, cwd)  # as exec would, before the launcher
+            keeping = keeper.prefix() if keeper is not None else ()
             process = await asyncio.create_subprocess_exec(
-                *launcher, *command, stdout=out, stderr=err, cwd=cwd, env=dict(env),
-                start_new_session=True)  # fmt: skip
+                *launcher, *keeping, *command, cwd=cwd, env=dict(env), start_new_session=True,
+                stdin=keeper.stdin if keeper is not None else subprocess.DEVNULL, stdout=out,
+                stderr=err)  # fmt: skip
         except OSError as failure:  # not found, not executable, bad cwd
-            return await _result(out_dir, "failed", None, started, f"cannot start: {failure}")
-        failpoint("mid-run")
+            if keeper is not None:
+                keeper.release()
+            why = f"cannot start: {failure}"
+            return await _result(out_dir, since, "failed", None, started, why)
+        if keeper is not None:
+            keeper.started()
+        exited = False
         try:
+            failpoint("mid-run")
             code = await asyncio.wait_for(process.wait(), timeout_s)
+            exited = True
         except TimeoutError:
             await _stop_group(process, kill_grace_s)
             why = f"no exit within {timeout_s:g} s: process group stopped"
-            return await _result(out_dir, "timed_out", None, started, why)
+            return await _result(out_dir, since, "timed_out", None, started, why)
         except asyncio.CancelledError:
             await _stop_group(process, kill_grace_s)
             raise
         finally:
-            _reap_group(process.pid)
+            if kill_orphans or not exited:
+                _reap_group(process.pid)
+            if keeper is not None:
+                keeper.release()
     status = "succeeded" if code == 0 else "failed"
-    return await _result(out_dir, status, code, started, "" if code == 0 else f"exit code {code}")
+    why = "" if code == 0 else f"exit code {code}"
+    return await _result(out_dir, since, status, code, started, why)
 
 
 def check_runnable(program: str, env: Mapping[str, str], cwd: str | None) -> None:
@@ -123,8 +157,10 @@ def check_runnable(program: str, env: Mapping[str, str], cwd: str | None) -> Non
         raise FileNotFoundError(2, "No such file or directory", program)
 
 
-def _open_logs(out_dir: Path) -> tuple[BinaryIO, BinaryIO]:
+def _open_logs(out_dir: Path, append: bool) -> tuple[BinaryIO, BinaryIO]:
     out_dir.mkdir(parents=True, exist_ok=True)
+    if append:
+        return open(out_dir / "stdout.log", "ab"), open(out_dir / "stderr.log", "ab")
     return open(out_dir / "stdout.log", "wb"), open(out_dir / "stderr.log", "wb")
 
 
@@ -151,21 +187,30 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 async def _result(
-    out_dir: Path, status: str, code: int | None, started: float, error: str
+    out_dir: Path,
+    since: tuple[int, int],
+    status: str,
+    code: int | None,
+    started: float,
+    error: str,
 ) -> CommandResult:
     duration_ms = int((time.monotonic() - started) * 1000)
     stdout, stderr = await asyncio.to_thread(
-        lambda: (tail(out_dir / "stdout.log"), tail(out_dir / "stderr.log"))
+        lambda: (
+            tail(out_dir / "stdout.log", since=since[0]),
+            tail(out_dir / "stderr.log", since=since[1]),
+        )
     )
     return CommandResult(status, code, duration_ms, stdout, stderr, error)
 
 
-def tail(path: Path, size: int = TAIL_BYTES) -> str:
-    """The last ``size`` bytes of ``path`` as text (invalid UTF-8 replaced)."""
+def tail(path: Path, size: int = TAIL_BYTES, *, since: int = 0) -> str:
+    """The last ``size`` bytes of ``path`` after offset ``since``, as text (invalid
+    UTF-8 replaced)."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
-            handle.seek(max(handle.tell() - size, 0))
+            handle.seek(max(handle.tell() - size, since, 0))
             return handle.read().decode("utf-8", "replace")
     except FileNotFoundError:
         return ""
