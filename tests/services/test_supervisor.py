@@ -592,36 +592,41 @@ def test_no_process_outlives_run_not_even_a_grandchild(tmp_path: Path) -> None:
     assert [pid for pid in pids if not gone(pid)] == []
 
 
-def test_a_killed_daemon_takes_its_workloads_with_it(tmp_path: Path) -> None:
-    pid_file = tmp_path / "workload.pid"
+def test_a_killed_daemon_takes_its_workloads_with_it_children_included(tmp_path: Path) -> None:
+    """The kernel kills the workload itself (``--pdeathsig``); the child it started is
+    killed by the keeper of its process group."""
+    pid_file, child_file = tmp_path / "workload.pid", tmp_path / "child.pid"
     daemon = textwrap.dedent(f"""
         import asyncio, sys
         from pathlib import Path
         from cronwarden.adapters.system import SystemClock
         from cronwarden.manifest.workloads import WorkloadSpec
         from cronwarden.services.supervisor import Supervisor
-        command = [sys.executable, "-c",
-                   "import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
-                   "time.sleep(60)"]
+        command = (f"sleep 60 & echo $! > {str(child_file)!r}; "
+                   f"exec {{sys.executable}} -c \\"import os, time; "
+                   f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)\\"")
         spec = WorkloadSpec(name="w", command=command)
         asyncio.run(Supervisor(SystemClock(), [spec], Path({str(tmp_path)!r})).run(asyncio.Event()))
     """)
     process = subprocess.Popen([PY, "-c", daemon])
     try:
         deadline = time.monotonic() + DEADLINE_S
-        while read_pid(pid_file) is None:
+        while read_pid(pid_file) is None or read_pid(child_file) is None:
             assert time.monotonic() < deadline, "the workload never started"
             time.sleep(0.05)
-        workload_pid = read_pid(pid_file) or 0
-        assert not gone(workload_pid)
+        pids = [read_pid(pid_file) or 0, read_pid(child_file) or 0]
+        assert not any(gone(pid) for pid in pids)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
-        while not gone(workload_pid):
+        while not all(gone(pid) for pid in pids):
             assert time.monotonic() < deadline + 10, "the workload outlived its daemon"
             time.sleep(0.05)
     finally:
         process.kill()
         process.wait(10)
+        for pid in (read_pid(pid_file), read_pid(child_file)):
+            if pid and not gone(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 # -- the operator ----------------------------------------------------------------------

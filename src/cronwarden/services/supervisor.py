@@ -39,6 +39,7 @@ from cronwarden.ports import Clock
 from cronwarden.reasons import ReasonCode
 from cronwarden.services.scheduler import new_trace_id
 from cronwarden.workers.command import check_runnable, dying_with_parent
+from cronwarden.workers.group_keeper import GroupKeeper
 
 LOGGER = logging.getLogger("cronwarden.supervisor")
 
@@ -318,11 +319,19 @@ class Supervisor:
         # opened here, not in a thread: a cancellation while a thread opened it would
         # leak the file, and opening a local file for appending does not block
         with _open_log(slot.log) as log:
+            # with the daemon's death the whole group goes, not only the workload itself
+            keeper = GroupKeeper() if self._die_with_daemon and dying_with_parent() else None
             try:
-                process = await self._start_process(slot.spec, log)
-            except OSError as err:  # not found, not executable, bad cwd
-                slot.attempted.set()
+                process = await self._start_process(slot.spec, log, keeper)
+            except BaseException as err:
+                if keeper is not None:
+                    keeper.close()
+                if not isinstance(err, OSError):
+                    raise
+                slot.attempted.set()  # not found, not executable, bad cwd
                 return _Exit(None, f"cannot start: {err}")
+            if keeper is not None:
+                keeper.started()
             reader = self._reader(slot, process, log)
             try:
                 await self._started(slot, process, restarted, operator)
@@ -332,17 +341,26 @@ class Supervisor:
                 raise
             finally:
                 await self._reap(process)
+                if keeper is not None:
+                    keeper.release()
                 if reader is not None:
                     await _drain(reader)
 
-    async def _start_process(self, spec: WorkloadSpec, log: BinaryIO) -> asyncio.subprocess.Process:
+    async def _start_process(
+        self, spec: WorkloadSpec, log: BinaryIO, keeper: GroupKeeper | None
+    ) -> asyncio.subprocess.Process:
+        """The workload in a new session and process group; through ``setpriv`` and the
+        group's keeper when it must die with the daemon (``/dev/null`` as its input
+        either way)."""
         env = {**os.environ, **spec.env}
-        launcher = dying_with_parent() if self._die_with_daemon else ()
+        launcher = dying_with_parent() if keeper is not None else ()
         if launcher and not isinstance(spec.command, str):
             check_runnable(spec.argv[0], env, spec.cwd)  # as exec would, before the launcher
+        keeping = keeper.prefix() if keeper is not None else ()
         piped = spec.liveness.stdout_pattern is not None
         return await asyncio.create_subprocess_exec(
-            *launcher, *spec.argv, stdin=asyncio.subprocess.DEVNULL,
+            *launcher, *keeping, *spec.argv,
+            stdin=keeper.stdin if keeper is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE if piped else log, stderr=log, cwd=spec.cwd,
             env=env, start_new_session=True, limit=LINE_LIMIT)  # fmt: skip
 
@@ -659,12 +677,30 @@ def _age(now: float, since: float | None) -> float | None:
 
 
 def _group_alive(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` still exists (a zombie counts until reaped)."""
+    """Whether a process of group ``pgid`` still runs. On Linux a zombie does not count:
+    it holds no port or file any more, and reaping an orphan is init's, which may take
+    seconds (the group's keeper is always one once the workload is gone). Elsewhere a
+    zombie counts until reaped."""
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
+    try:
+        entries = os.scandir("/proc")
+    except OSError:
+        return True
+    with entries:
+        return any(_running_in(entry.path, pgid) for entry in entries if entry.name.isdigit())
+
+
+def _running_in(proc: str, pgid: int) -> bool:
+    """Whether ``/proc/PID`` is a process of group ``pgid`` that is not a zombie."""
+    try:
+        with open(f"{proc}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return int(fields[2]) == pgid and fields[0] != b"Z"
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

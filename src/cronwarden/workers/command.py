@@ -116,10 +116,12 @@ async def run_command(
                 *launcher, *keeping, *command, cwd=cwd, env=dict(env), start_new_session=True,
                 stdin=keeper.stdin if keeper is not None else subprocess.DEVNULL, stdout=out,
                 stderr=err)  # fmt: skip
-        except OSError as failure:  # not found, not executable, bad cwd
+        except BaseException as failure:
             if keeper is not None:
-                keeper.release()
-            why = f"cannot start: {failure}"
+                keeper.close()
+            if not isinstance(failure, OSError):
+                raise
+            why = f"cannot start: {failure}"  # not found, not executable, bad cwd
             return await _result(out_dir, since, "failed", None, started, why)
         if keeper is not None:
             keeper.started()

@@ -53,6 +53,14 @@ class GroupKeeper:
             os.close(self.stdin)
             self.stdin = -1
 
+    def close(self) -> None:
+        """Close both ends without a word, as the starting process's death would: the
+        group, if the command was started after all, is killed (idempotent)."""
+        self.started()
+        if self._write_end >= 0:
+            os.close(self._write_end)
+            self._write_end = -1
+
     def release(self) -> None:
         """Send the keeper away without touching its group (idempotent)."""
         self.started()
