@@ -10,7 +10,8 @@ Each sample runs ``true`` once:
   SQLite store, the artifact folder, the environment (with the previous run's
   artifacts looked up), the attempt, ``run.json``, the record finished;
 * ``shared-bus run``: the same as a worker on a shared bus runs it, the command
-  started through ``setpriv --pdeathsig KILL`` so that it dies with its worker.
+  started through ``setpriv --pdeathsig KILL`` and the group keeper's ``/bin/sh``
+  prologue, so that it dies with its worker, its children included.
 
 Prints p50 / p99 per way and the worker's p50 minus the floor's (target: ≤ 5 ms).
 Run: ``python bench/worker_overhead.py [--runs 300]``.

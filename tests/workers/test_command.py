@@ -147,6 +147,29 @@ def test_without_kill_orphans_a_command_that_hangs_is_stopped_with_its_group(
     assert _gone_within(pids[0])
 
 
+def test_without_kill_orphans_a_command_still_running_at_a_stop_is_stopped_with_its_group(
+    tmp_path: Path, pids: list[int]
+) -> None:
+    """The daemon's shutdown cancels a restart command still running: its group goes."""
+
+    async def cancelled_midway() -> None:
+        attempt = asyncio.ensure_future(run_command(
+            ["sh", "-c", f"{BACKGROUNDS}; sleep 60"], env=dict(os.environ), cwd=None,
+            out_dir=tmp_path, timeout_s=60, kill_grace_s=0.5, kill_orphans=False))  # fmt: skip
+        log = tmp_path / "stdout.log"
+        for _ in range(1000):  # the child's pid is written once it runs
+            if log.exists() and log.read_text().endswith("\n"):
+                break
+            await asyncio.sleep(0.02)
+        pids.append(int(log.read_text()))
+        attempt.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await attempt
+
+    asyncio.run(asyncio.wait_for(cancelled_midway(), 30))
+    assert _gone_within(pids[0])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_job_dying_with_its_worker_leaves_only_what_it_started_when_it_exits(
     tmp_path: Path, pids: list[int]

@@ -93,8 +93,8 @@ async def run_command(
 
     With ``die_with_worker`` (workers on a shared bus, where a dead worker's trigger is
     run again elsewhere) the command and its whole group die with their worker while
-    the command runs, even when the worker is killed with SIGKILL; it costs about 2 ms
-    per start.
+    the command runs, even when the worker is killed with SIGKILL; it costs about
+    2.5 ms per start (``setpriv`` and the keeper's prologue).
 
     Without ``kill_orphans`` the logs are appended to, not truncated: a process an
     earlier run of the same folder left running may still write to them, and the
