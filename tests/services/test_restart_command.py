@@ -21,6 +21,7 @@ from cronwarden.errors import CronwardenError
 from cronwarden.manifest import validate_document
 from cronwarden.manifest.model import Manifest
 from cronwarden.manifest.services import ServiceSpec
+from processes import running
 
 
 def _manifest(restart_command: list[str], **heartbeat: Any) -> Manifest:
@@ -37,14 +38,6 @@ def _restart(manifest: Manifest, state: Path) -> str:
     (service,) = manifest.watched
     assert isinstance(service, ServiceSpec)
     return asyncio.run(service_restarter(state, lambda: manifest)(service))
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def _pid(path: Path) -> int:
@@ -72,7 +65,7 @@ def test_what_a_restart_command_backgrounds_runs_on_after_it_exits(
     assert done.startswith("ran sh: exit 0 in ")
     child = _pid(pidfile)
     time.sleep(0.3)
-    assert _running(child)
+    assert running(child)
 
 
 def test_a_restart_command_that_hangs_is_stopped_at_its_timeout_with_its_group(
@@ -88,9 +81,9 @@ def test_a_restart_command_that_hangs_is_stopped_at_its_timeout_with_its_group(
     assert time.monotonic() - started < 30
     child = _pid(pidfile)
     deadline = time.monotonic() + 5
-    while _running(child) and time.monotonic() < deadline:
+    while running(child) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _running(child)
+    assert not running(child)
 
 
 def test_a_failed_restart_says_why_with_this_attempt_s_stderr(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from cronwarden.services.dispatch import TRIGGER_TOPIC
 from cronwarden.services.worker import Worker
 from cronwarden.testing import FakeClock
 from cronwarden.workers.command import CommandResult
+from processes import gone_within, running
 
 AT_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -475,14 +476,6 @@ def test_a_trigger_that_met_a_store_outage_is_handled_when_it_returns(tmp_path: 
     assert [r.status for r in asyncio.run(store.runs())] == ["succeeded"]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.parametrize("kill_orphans", [True, False])
 def test_a_job_s_leftover_children_are_reaped_unless_its_target_opts_out(
     tmp_path: Path, kill_orphans: bool
@@ -494,12 +487,11 @@ def test_a_job_s_leftover_children_are_reaped_unless_its_target_opts_out(
     child = int(run.output_tail)
     try:
         assert run.status == "succeeded"
-        deadline = time.monotonic() + 5
-        while kill_orphans and _alive(child) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not kill_orphans:
-            time.sleep(0.3)  # it is left: still there a while later
-        assert _alive(child) is not kill_orphans
+        if kill_orphans:
+            assert gone_within(child)
+        else:
+            time.sleep(0.3)  # left running: still there a while later
+            assert running(child)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)

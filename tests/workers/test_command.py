@@ -18,17 +18,9 @@ from pathlib import Path
 import pytest
 
 from cronwarden.workers.command import TAIL_BYTES, CommandResult, run_command
+from processes import gone_within, group_members, running
 
 PY = sys.executable
-
-
-def _alive(pid: int) -> bool:
-    """Running, not a zombie waiting for a reaper."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def _run(
@@ -45,25 +37,6 @@ def _run(
                                    timeout_s=timeout_s, kill_grace_s=kill_grace_s,
                                    shell=shell, kill_orphans=kill_orphans,
                                    die_with_worker=die_with_worker))  # fmt: skip
-
-
-def _group(pgid: int) -> list[int]:
-    """The live processes of process group ``pgid``."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[2]) == pgid and fields[0] != "Z":
-                    members.append(int(entry.name))
-    return members
-
-
-def _gone_within(pid: int, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return not _alive(pid)
 
 
 @pytest.fixture
@@ -110,16 +83,13 @@ def test_a_timeout_stops_the_whole_process_group_grandchildren_included(tmp_path
     assert result.status == "timed_out" and result.exit_code is None
     assert time.monotonic() - started < 20
     grandchild = int((tmp_path / "stdout.log").read_text().split()[0])
-    deadline = time.monotonic() + 5
-    while _alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(grandchild)
+    assert gone_within(grandchild)
 
 
 def test_what_a_job_left_in_its_group_is_killed_once_it_exits(tmp_path: Path) -> None:
     result = _run(["sh", "-c", BACKGROUNDS], tmp_path)
     assert result.status == "succeeded"
-    assert _gone_within(int(result.stdout_tail))  # no orphans
+    assert gone_within(int(result.stdout_tail))  # no orphans
 
 
 @pytest.mark.parametrize("code", [0, 3])
@@ -132,7 +102,7 @@ def test_without_kill_orphans_what_the_command_started_runs_on(
     pids.append(int(result.stdout_tail))
     assert result.exit_code == code
     time.sleep(0.3)
-    assert _alive(pids[0])
+    assert running(pids[0])
 
 
 @pytest.mark.parametrize("die_with_worker", [False, True])
@@ -144,7 +114,7 @@ def test_without_kill_orphans_a_command_that_hangs_is_stopped_with_its_group(
                   die_with_worker=die_with_worker)  # fmt: skip
     pids.append(int(result.stdout_tail))
     assert result.status == "timed_out" and "process group stopped" in result.error
-    assert _gone_within(pids[0])
+    assert gone_within(pids[0])
 
 
 def test_without_kill_orphans_a_command_still_running_at_a_stop_is_stopped_with_its_group(
@@ -167,7 +137,7 @@ def test_without_kill_orphans_a_command_still_running_at_a_stop_is_stopped_with_
             await attempt
 
     asyncio.run(asyncio.wait_for(cancelled_midway(), 30))
-    assert _gone_within(pids[0])
+    assert gone_within(pids[0])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
@@ -180,11 +150,11 @@ def test_a_job_dying_with_its_worker_leaves_only_what_it_started_when_it_exits(
     pids.append(child)
     group = os.getpgid(child)
     deadline = time.monotonic() + 5
-    while _group(group) != [child] and time.monotonic() < deadline:
+    while group_members(group) != [child] and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert _group(group) == [child]
+    assert group_members(group) == [child]
     time.sleep(0.3)
-    assert _alive(child)
+    assert running(child)
 
 
 @pytest.fixture
@@ -279,5 +249,5 @@ def test_a_job_and_its_children_die_with_a_worker_killed_by_sigkill_when_asked(
     pids.extend((job, child))
     worker.kill()
     worker.wait(timeout=30)
-    assert _gone_within(job) is dies
-    assert _gone_within(child, 1.0 if not dies else 5.0) is dies
+    assert gone_within(job) is dies
+    assert gone_within(child, 1.0 if not dies else 5.0) is dies
