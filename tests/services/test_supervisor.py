@@ -822,3 +822,50 @@ def test_the_watchdog_restarts_only_what_it_should(tmp_path: Path) -> None:
                 _restartable("nope", supervisor)
 
     asyncio.run(scenario())
+
+
+# -- dying with the daemon: what the group's keeper must not change --------------------
+
+
+def test_a_watched_stdout_workload_that_exits_is_seen_at_once_when_it_dies_with_the_daemon(
+    tmp_path: Path,
+) -> None:
+    """The keeper holds none of the workload's output: a workload whose stdout is piped
+    to the pattern watch is seen to exit as soon as it does, and stops without
+    overrunning its grace."""
+
+    async def scenario() -> tuple[dict[str, Any], float]:
+        spec = workload("once", "echo ready; sleep 0.3; exit 3", restart="never",
+                        liveness={"stdout_pattern": "^ready"})  # fmt: skip
+        supervisor = Supervisor(SystemClock(), [spec], tmp_path, die_with_daemon=True)
+        async with supervising(supervisor):
+            began = time.monotonic()
+            await until(lambda: state(supervisor, "once")["last_exit_code"] == 3,
+                        "the exit seen", within_s=5)  # fmt: skip
+            return state(supervisor, "once"), time.monotonic() - began
+
+    seen, took = asyncio.run(scenario())
+    assert (seen["state"], seen["pid"], seen["last_exit_code"]) == ("failed", None, 3)
+    assert took < 3  # not held until a grace (3 s here) ran out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="zombies are read in /proc")
+def test_a_group_whose_last_members_are_zombies_counts_as_gone() -> None:
+    """A workload's leftover child, killed with its group, waits for init to reap it
+    (seconds on some hosts); it holds nothing, so a restart need not wait for it. Here
+    the zombie is this test's own unreaped child, so it stays one for as long as needed."""
+    from cronwarden.services.supervisor import _group_alive
+
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        assert _group_alive(sleeper.pid)
+        os.kill(sleeper.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while not Path(f"/proc/{sleeper.pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            assert time.monotonic() < deadline, "never a zombie"
+            time.sleep(0.01)
+        os.killpg(sleeper.pid, 0)  # the group still exists: its zombie is not reaped
+        assert not _group_alive(sleeper.pid)
+    finally:
+        sleeper.kill()
+        sleeper.wait(10)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from cronwarden.workers.command import TAIL_BYTES, CommandResult, run_command
+from cronwarden.workers import command
+from cronwarden.workers.command import TAIL_BYTES, CommandResult, dying_with_parent, run_command
 from processes import gone_within, group_members, running
 
 PY = sys.executable
@@ -51,6 +53,11 @@ def pids() -> Iterator[list[int]]:
 
 #: A shell line that backgrounds a long sleep in its own group, prints its pid, exits 0.
 BACKGROUNDS = "sleep 60 >/dev/null 2>&1 & echo $!"
+
+#: For what only ``setpriv --pdeathsig`` and the group's keeper give.
+needs_launcher = pytest.mark.skipif(
+    not dying_with_parent(), reason="no setpriv with --pdeathsig (util-linux, Linux only)"
+)
 
 
 def test_a_command_that_succeeds_keeps_its_output_in_files_and_tails(tmp_path: Path) -> None:
@@ -140,7 +147,7 @@ def test_without_kill_orphans_a_command_still_running_at_a_stop_is_stopped_with_
     assert gone_within(pids[0])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@needs_launcher
 def test_a_job_dying_with_its_worker_leaves_only_what_it_started_when_it_exits(
     tmp_path: Path, pids: list[int]
 ) -> None:
@@ -155,6 +162,46 @@ def test_a_job_dying_with_its_worker_leaves_only_what_it_started_when_it_exits(
     assert group_members(group) == [child]
     time.sleep(0.3)
     assert running(child)
+
+
+@pytest.mark.parametrize("die_with_worker", [False, True])
+def test_a_command_gets_its_environment_exactly(tmp_path: Path, die_with_worker: bool) -> None:
+    """Names a shell would drop (dots, dashes) reach the command, and nothing is added."""
+    env = {"PATH": os.environ["PATH"], "spring.profiles.active": "prod", "MY-VAR": "x"}
+    script = "import json, os; print(json.dumps(dict(os.environ)))"
+    result = asyncio.run(run_command([PY, "-c", script], env=env, cwd=str(tmp_path),
+                                     out_dir=tmp_path, timeout_s=30,
+                                     die_with_worker=die_with_worker))  # fmt: skip
+    seen = json.loads(result.stdout_tail)
+    seen.pop("LC_CTYPE", None)  # Python's own locale coercion, not the launcher's
+    assert seen == env
+
+
+@pytest.mark.parametrize("die_with_worker", [False, True])
+def test_a_command_that_waits_for_all_its_children_is_not_held_up(
+    tmp_path: Path, die_with_worker: bool
+) -> None:
+    """Nothing the launcher adds is a child of the command: one that reaps until it has
+    no children left exits as it would alone."""
+    script = ("import os, subprocess, sys\n"
+              "subprocess.Popen([sys.executable, '-c', 'pass'])\n"
+              "while True:\n"
+              "    try:\n"
+              "        os.wait()\n"
+              "    except ChildProcessError:\n"
+              "        break\n")  # fmt: skip
+    result = _run([PY, "-c", script], tmp_path, timeout_s=10, die_with_worker=die_with_worker)
+    assert result.status == "succeeded", result
+
+
+def test_an_appended_log_past_its_cap_is_started_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(command, "APPENDED_LOG_CAP", 100)
+    _run(["sh", "-c", "head -c 150 /dev/zero | tr '\\0' x"], tmp_path, kill_orphans=False)
+    assert (tmp_path / "stdout.log").stat().st_size == 150
+    result = _run(["echo", "after"], tmp_path, kill_orphans=False)
+    assert (tmp_path / "stdout.log").read_text() == "after\n" == result.stdout_tail
 
 
 @pytest.fixture
@@ -230,7 +277,7 @@ asyncio.run(run_command([sys.executable, "-c", script], env=dict(os.environ), cw
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@needs_launcher
 @pytest.mark.parametrize(("dies", "kill_orphans"), [(True, True), (True, False), (False, True)])
 def test_a_job_and_its_children_die_with_a_worker_killed_by_sigkill_when_asked(
     tmp_path: Path, pids: list[int], dies: bool, kill_orphans: bool

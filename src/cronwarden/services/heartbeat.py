@@ -71,6 +71,10 @@ class Action:
     PAUSED = "restart_paused"  # down and paged; an operator paused its restarts
 
 
+#: How much longer than ``restart_timeout_s`` a restart may take in all: a command past
+#: its timeout is given its stop grace (5 s) before SIGKILL, and must still be reported
+#: as stopped at its timeout rather than cut off here.
+RESTART_STOP_MARGIN_S = 15.0
 #: The pause an operator sets on a service's automatic restarts (``health pause-restart``)
 #: is kept among the task pauses under this prefix and the slug.
 RESTART_PAUSE_PREFIX = "heartbeat-restart:"
@@ -326,7 +330,7 @@ class HealthHeartbeat:
                                    "window_s": settings.restart_budget.window_s,
                                    "last_error": state.last_error}  # fmt: skip
         try:
-            async with asyncio.timeout(settings.restart_timeout_s + 5):
+            async with asyncio.timeout(settings.restart_timeout_s + RESTART_STOP_MARGIN_S):
                 details["restart"] = await self._restart(service)
             details["restart_ok"] = True
             LOGGER.warning("%s restarted: %s", service.slug, details["restart"],

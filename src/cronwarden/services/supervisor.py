@@ -26,6 +26,7 @@ import os
 import random
 import re
 import signal
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -319,48 +320,41 @@ class Supervisor:
         # opened here, not in a thread: a cancellation while a thread opened it would
         # leak the file, and opening a local file for appending does not block
         with _open_log(slot.log) as log:
-            # with the daemon's death the whole group goes, not only the workload itself
-            keeper = GroupKeeper() if self._die_with_daemon and dying_with_parent() else None
             try:
-                process = await self._start_process(slot.spec, log, keeper)
-            except BaseException as err:
-                if keeper is not None:
-                    keeper.close()
-                if not isinstance(err, OSError):
-                    raise
-                slot.attempted.set()  # not found, not executable, bad cwd
+                process = await self._start_process(slot.spec, log)
+            except OSError as err:  # not found, not executable, bad cwd
+                slot.attempted.set()
                 return _Exit(None, f"cannot start: {err}")
-            if keeper is not None:
-                keeper.started()
             reader = self._reader(slot, process, log)
+            keeper: GroupKeeper | None = None
             try:
+                # with the daemon's death the whole group goes, not only the workload
+                if self._die_with_daemon and dying_with_parent():
+                    keeper = await GroupKeeper.start(process.pid)
                 await self._started(slot, process, restarted, operator)
                 return await self._until_exit(slot, process)
             except asyncio.CancelledError:
                 await self._stop_process(slot, process)
                 raise
             finally:
-                await self._reap(process)
-                if keeper is not None:
-                    keeper.release()
-                if reader is not None:
-                    await _drain(reader)
+                try:
+                    await self._reap(process)
+                finally:
+                    if keeper is not None:
+                        await keeper.release()
+                    if reader is not None:
+                        await _drain(reader)
 
-    async def _start_process(
-        self, spec: WorkloadSpec, log: BinaryIO, keeper: GroupKeeper | None
-    ) -> asyncio.subprocess.Process:
-        """The workload in a new session and process group; through ``setpriv`` and the
-        group's keeper when it must die with the daemon (``/dev/null`` as its input
-        either way)."""
+    async def _start_process(self, spec: WorkloadSpec, log: BinaryIO) -> asyncio.subprocess.Process:
+        """The workload in a new session and process group, ``/dev/null`` as its input;
+        through ``setpriv --pdeathsig`` when it must die with the daemon."""
         env = {**os.environ, **spec.env}
-        launcher = dying_with_parent() if keeper is not None else ()
+        launcher = dying_with_parent() if self._die_with_daemon else ()
         if launcher and not isinstance(spec.command, str):
             check_runnable(spec.argv[0], env, spec.cwd)  # as exec would, before the launcher
-        keeping = keeper.prefix() if keeper is not None else ()
         piped = spec.liveness.stdout_pattern is not None
         return await asyncio.create_subprocess_exec(
-            *launcher, *keeping, *spec.argv,
-            stdin=keeper.stdin if keeper is not None else asyncio.subprocess.DEVNULL,
+            *launcher, *spec.argv, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE if piped else log, stderr=log, cwd=spec.cwd,
             env=env, start_new_session=True, limit=LINE_LIMIT)  # fmt: skip
 
@@ -678,13 +672,15 @@ def _age(now: float, since: float | None) -> float | None:
 
 def _group_alive(pgid: int) -> bool:
     """Whether a process of group ``pgid`` still runs. On Linux a zombie does not count:
-    it holds no port or file any more, and reaping an orphan is init's, which may take
-    seconds (the group's keeper is always one once the workload is gone). Elsewhere a
-    zombie counts until reaped."""
+    it holds no port or file any more, and a workload's leftover child, killed, is an
+    orphan whose reaping is init's, which may take seconds. Elsewhere a zombie counts
+    until reaped."""
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
+    if not sys.platform.startswith("linux"):
+        return True
     try:
         entries = os.scandir("/proc")
     except OSError:
@@ -694,13 +690,14 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _running_in(proc: str, pgid: int) -> bool:
-    """Whether ``/proc/PID`` is a process of group ``pgid`` that is not a zombie."""
+    """Whether ``/proc/PID`` is a process of group ``pgid`` that is neither a zombie nor
+    dead."""
     try:
         with open(f"{proc}/stat", "rb") as stat:
             fields = stat.read().rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
         return False
-    return int(fields[2]) == pgid and fields[0] != b"Z"
+    return int(fields[2]) == pgid and fields[0] not in (b"Z", b"X")
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -33,6 +33,9 @@ from cronwarden.workers.group_keeper import GroupKeeper
 
 #: How much of the end of stdout and stderr a run record keeps.
 TAIL_BYTES = 4096
+#: A log that is appended to (``kill_orphans=False``) and has grown past this size is
+#: started anew when the next run opens it.
+APPENDED_LOG_CAP = 1 << 20
 
 
 @functools.cache
@@ -93,12 +96,14 @@ async def run_command(
 
     With ``die_with_worker`` (workers on a shared bus, where a dead worker's trigger is
     run again elsewhere) the command and its whole group die with their worker while
-    the command runs, even when the worker is killed with SIGKILL; it costs about
-    2.5 ms per start (``setpriv`` and the keeper's prologue).
+    the command runs, even when the worker is killed with SIGKILL (on Linux with
+    util-linux's ``setpriv``; elsewhere the command runs without that guarantee). The
+    launcher and the group's keeper cost about 2 ms per start.
 
     Without ``kill_orphans`` the logs are appended to, not truncated: a process an
-    earlier run of the same folder left running may still write to them, and the
-    tails returned are those of this run only.
+    earlier run of the same folder left running may still write to them. The tails
+    returned start where this run began (what such a process wrote since is in them
+    too), and a log past :data:`APPENDED_LOG_CAP` is started anew.
     """
     started = time.monotonic()
     out, err = await asyncio.to_thread(_open_logs, out_dir, not kill_orphans)
@@ -106,27 +111,21 @@ async def run_command(
     with out, err:
         # checked once per process (a few ms), then cached
         launcher = dying_with_parent() if die_with_worker else ()
-        keeper = GroupKeeper() if launcher else None
         try:
             command = ("/bin/sh", "-c", " ".join(argv)) if shell else tuple(argv)
             if launcher and not shell:
                 check_runnable(command[0], env, cwd)  # as exec would, before the launcher
-            keeping = keeper.prefix() if keeper is not None else ()
             process = await asyncio.create_subprocess_exec(
-                *launcher, *keeping, *command, cwd=cwd, env=dict(env), start_new_session=True,
-                stdin=keeper.stdin if keeper is not None else subprocess.DEVNULL, stdout=out,
-                stderr=err)  # fmt: skip
-        except BaseException as failure:
-            if keeper is not None:
-                keeper.close()
-            if not isinstance(failure, OSError):
-                raise
-            why = f"cannot start: {failure}"  # not found, not executable, bad cwd
+                *launcher, *command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
+                env=dict(env), start_new_session=True)  # fmt: skip
+        except OSError as failure:  # not found, not executable, bad cwd
+            why = f"cannot start: {failure}"
             return await _result(out_dir, since, "failed", None, started, why)
-        if keeper is not None:
-            keeper.started()
+        keeper: GroupKeeper | None = None
         exited = False
         try:
+            if launcher:
+                keeper = await GroupKeeper.start(process.pid)
             failpoint("mid-run")
             code = await asyncio.wait_for(process.wait(), timeout_s)
             exited = True
@@ -141,7 +140,7 @@ async def run_command(
             if kill_orphans or not exited:
                 _reap_group(process.pid)
             if keeper is not None:
-                keeper.release()
+                await keeper.release()
     status = "succeeded" if code == 0 else "failed"
     why = "" if code == 0 else f"exit code {code}"
     return await _result(out_dir, since, status, code, started, why)
@@ -161,9 +160,16 @@ def check_runnable(program: str, env: Mapping[str, str], cwd: str | None) -> Non
 
 def _open_logs(out_dir: Path, append: bool) -> tuple[BinaryIO, BinaryIO]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    if append:
-        return open(out_dir / "stdout.log", "ab"), open(out_dir / "stderr.log", "ab")
-    return open(out_dir / "stdout.log", "wb"), open(out_dir / "stderr.log", "wb")
+    if not append:
+        return open(out_dir / "stdout.log", "wb"), open(out_dir / "stderr.log", "wb")
+    handles = open(out_dir / "stdout.log", "ab"), open(out_dir / "stderr.log", "ab")
+    for handle in handles:
+        if handle.tell() > APPENDED_LOG_CAP:
+            # Started anew in place. Whoever else writes to it (a process an earlier
+            # run left) has it open for appending too, so it writes at the new end.
+            handle.truncate(0)
+            handle.seek(0)
+    return handles
 
 
 async def _stop_group(process: asyncio.subprocess.Process, grace_s: float) -> None:

@@ -3,70 +3,79 @@ one dies (SIGKILL, the OOM killer, a crash).
 
 ``setpriv --pdeathsig KILL`` (:func:`~cronwarden.workers.command.dying_with_parent`)
 has the kernel kill one process when its parent dies; a script's children would live
-on. The keeper covers the rest of the group. The command is started through a short
-``/bin/sh`` prologue whose standard input is the read end of a pipe; the prologue forks
-the keeper (a subshell reading that pipe, in the command's group and session), gives
-the command ``/dev/null`` as its input, and execs it. Only the starting process holds
-the pipe's write end, close-on-exec, so no other child inherits it. When the starting
-process dies, the kernel closes the write end, the keeper's ``read`` sees end of file,
-and the keeper SIGKILLs its group, itself included. Released on purpose
-(:meth:`GroupKeeper.release`), it is sent one line instead and exits alone. While it
-waits it is one idle ``sh`` (no CPU, a few hundred KB).
+on. The keeper covers the rest of the group: a ``/bin/sh`` started right after the
+command, as a child of the starting process and outside the command's group, whose
+standard input is the read end of a pipe. Only the starting process holds the write
+end (close-on-exec: no other child inherits it). When the starting process dies, the
+kernel closes the write end, the keeper's ``read`` sees end of file, and the keeper
+SIGKILLs the command's group. Released on purpose (:meth:`GroupKeeper.release`), it is
+sent one line instead and exits without a signal. While it waits it is one idle ``sh``
+(no CPU, a few hundred KB).
 
-The keeper ignores the usual stop signals, so that the stop signal sent to the group on
-a timeout does not remove it while the command still has its grace to exit.
+The command itself is untouched: exec'd as before, with its own environment, its own
+children (the keeper is not one of them) and its own output; the keeper's output is
+``/dev/null``. It ignores the usual stop signals, so that a Ctrl-C or a stop signal to
+the starting process's group does not take it away while the command still runs.
+
+A command started in the instant before its keeper is covered by ``--pdeathsig`` only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from dataclasses import dataclass, field
+import subprocess
 
-#: The prologue (``/bin/sh -c``); the command follows as its arguments. ``trap ''`` is
-#: safe in the keeper because it execs nothing (``read`` and ``kill`` are built in).
-PROLOGUE = (
-    "exec 3<&0 0</dev/null; "
-    "(trap '' HUP INT QUIT TERM USR1 USR2; if read line <&3; then exit 0; fi; kill -s KILL 0) & "
-    'exec "$@" 3<&-'
+#: What the keeper runs (``/bin/sh -c``), with the command's process group as ``$1``.
+#: ``trap ''`` is safe here: the keeper execs nothing (``read`` and ``kill`` are built in).
+KEEPER_SCRIPT = (
+    "trap '' HUP INT QUIT TERM USR1 USR2; if read line; then exit 0; fi; kill -s KILL -- -$1"
 )
+#: How long a released keeper may take to exit before it is killed.
+RELEASE_WAIT_S = 2.0
 
 
-@dataclass(slots=True)
 class GroupKeeper:
-    """The pipe between a starting process and the keeper of one command's group."""
+    """The keeper of one command's process group; :meth:`start` it once the command
+    runs, :meth:`release` it once the command has exited."""
 
-    stdin: int = field(init=False)  # the read end: the prologue's standard input
-    _write_end: int = field(init=False)
+    def __init__(self, process: asyncio.subprocess.Process, write_end: int) -> None:
+        self._process, self._write_end = process, write_end
 
-    def __post_init__(self) -> None:
-        self.stdin, self._write_end = os.pipe()  # both close-on-exec
+    @classmethod
+    async def start(cls, pgid: int) -> GroupKeeper | None:
+        """A keeper of group ``pgid``; ``None`` when none could be started (no pipe or
+        no shell left to the process), in which case only ``--pdeathsig`` holds."""
+        try:
+            read_end, write_end = os.pipe()  # both close-on-exec
+        except OSError:
+            return None
+        try:
+            process = await asyncio.create_subprocess_exec(
+                "/bin/sh", "-c", KEEPER_SCRIPT, "cronwarden-keeper", str(pgid), stdin=read_end,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        except BaseException as err:
+            os.close(write_end)
+            if isinstance(err, (OSError, subprocess.SubprocessError)):
+                return None
+            raise
+        finally:
+            os.close(read_end)
+        return cls(process, write_end)
 
-    @staticmethod
-    def prefix() -> tuple[str, ...]:
-        """What goes before the command's argv."""
-        return ("/bin/sh", "-c", PROLOGUE, "cronwarden-keeper")
-
-    def started(self) -> None:
-        """The command is started (or could not be): the read end is the child's now."""
-        if self.stdin >= 0:
-            os.close(self.stdin)
-            self.stdin = -1
-
-    def close(self) -> None:
-        """Close both ends without a word, as the starting process's death would: the
-        group, if the command was started after all, is killed (idempotent)."""
-        self.started()
-        if self._write_end >= 0:
-            os.close(self._write_end)
-            self._write_end = -1
-
-    def release(self) -> None:
-        """Send the keeper away without touching its group (idempotent)."""
-        self.started()
+    async def release(self) -> None:
+        """Send the keeper away without touching the group (idempotent). Done at once,
+        without waiting, even when the caller is being cancelled; the wait for the
+        keeper's exit that follows is bounded."""
         if self._write_end < 0:
             return
-        with contextlib.suppress(OSError):  # no keeper left to read it (group killed)
+        with contextlib.suppress(OSError):  # the keeper is gone already
             os.write(self._write_end, b"\n")
         os.close(self._write_end)
         self._write_end = -1
+        try:
+            await asyncio.wait_for(self._process.wait(), RELEASE_WAIT_S)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
