@@ -278,15 +278,19 @@ asyncio.run(run_command([sys.executable, "-c", script], env=dict(os.environ), cw
 
 
 @needs_launcher
-@pytest.mark.parametrize(("dies", "kill_orphans"), [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize(
+    ("dies", "kill_orphans", "whole_group"),
+    [(True, True, False), (True, False, False), (False, True, False), (True, True, True)],
+)
 def test_a_job_and_its_children_die_with_a_worker_killed_by_sigkill_when_asked(
-    tmp_path: Path, pids: list[int], dies: bool, kill_orphans: bool
+    tmp_path: Path, pids: list[int], dies: bool, kill_orphans: bool, whole_group: bool
 ) -> None:
     """The kernel kills the job itself (``setpriv --pdeathsig``); the child it started is
-    killed by the group's keeper. ``kill_orphans`` is about what is left once a job has
-    exited, not about a job still running when its worker died."""
+    killed by the group's keeper, also when the SIGKILL went to the worker's whole
+    process group (the keeper is not in it). ``kill_orphans`` is about what is left
+    once a job has exited, not about a job still running when its worker died."""
     worker = subprocess.Popen([PY, "-c", WORKER_SCRIPT, str(tmp_path), "1" if dies else "0",
-                               "1" if kill_orphans else "0"])  # fmt: skip
+                               "1" if kill_orphans else "0"], start_new_session=True)  # fmt: skip
     log = tmp_path / "stdout.log"
     deadline = time.monotonic() + 30
     while not (log.exists() and log.read_text().endswith("\n")):
@@ -294,7 +298,10 @@ def test_a_job_and_its_children_die_with_a_worker_killed_by_sigkill_when_asked(
         time.sleep(0.05)
     job, child = (int(pid) for pid in log.read_text().split())
     pids.extend((job, child))
-    worker.kill()
+    if whole_group:
+        os.killpg(worker.pid, signal.SIGKILL)
+    else:
+        worker.kill()
     worker.wait(timeout=30)
     assert gone_within(job) is dies
     assert gone_within(child, 1.0 if not dies else 5.0) is dies

@@ -329,7 +329,7 @@ class Supervisor:
             keeper: GroupKeeper | None = None
             try:
                 # with the daemon's death the whole group goes, not only the workload
-                if self._die_with_daemon and dying_with_parent():
+                if self._die_with_daemon and dying_with_parent() and process.returncode is None:
                     keeper = await GroupKeeper.start(process.pid)
                 await self._started(slot, process, restarted, operator)
                 return await self._until_exit(slot, process)
@@ -338,12 +338,14 @@ class Supervisor:
                 raise
             finally:
                 try:
-                    await self._reap(process)
+                    await self._reap(process, keeper)
                 finally:
-                    if keeper is not None:
-                        await keeper.release()
-                    if reader is not None:
-                        await _drain(reader)
+                    try:
+                        if keeper is not None:  # released already, unless _reap failed
+                            await keeper.release()
+                    finally:
+                        if reader is not None:
+                            await _drain(reader)
 
     async def _start_process(self, spec: WorkloadSpec, log: BinaryIO) -> asyncio.subprocess.Process:
         """The workload in a new session and process group, ``/dev/null`` as its input;
@@ -551,10 +553,13 @@ class Supervisor:
         await self._reap(process)
 
     @staticmethod
-    async def _reap(process: asyncio.subprocess.Process) -> None:
-        """SIGKILL to whatever is left of the process group; wait for the leader, then
-        (up to :data:`GROUP_GONE_S`) for the rest of the group, whose reaping is init's."""
+    async def _reap(process: asyncio.subprocess.Process, keeper: GroupKeeper | None = None) -> None:
+        """SIGKILL to whatever is left of the process group (its keeper released at once:
+        the group is gone); wait for the leader, then (up to :data:`GROUP_GONE_S`) for
+        the rest of the group, whose reaping is init's."""
         _signal_group(process.pid, signal.SIGKILL)
+        if keeper is not None:
+            await keeper.release()
         await process.wait()
         for _ in range(int(GROUP_GONE_S / 0.01)):
             if not _group_alive(process.pid):

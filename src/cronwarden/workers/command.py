@@ -122,7 +122,7 @@ async def run_command(
             why = f"cannot start: {failure}"
             return await _result(out_dir, since, "failed", None, started, why)
         keeper: GroupKeeper | None = None
-        exited = False
+        exited = timed_out = False
         try:
             if launcher:
                 keeper = await GroupKeeper.start(process.pid)
@@ -131,16 +131,18 @@ async def run_command(
             exited = True
         except TimeoutError:
             await _stop_group(process, kill_grace_s)
-            why = f"no exit within {timeout_s:g} s: process group stopped"
-            return await _result(out_dir, since, "timed_out", None, started, why)
+            timed_out = True
         except asyncio.CancelledError:
             await _stop_group(process, kill_grace_s)
             raise
         finally:
             if kill_orphans or not exited:
                 _reap_group(process.pid)
-            if keeper is not None:
+            if keeper is not None:  # at once: the group is gone or left to itself
                 await keeper.release()
+    if timed_out:
+        why = f"no exit within {timeout_s:g} s: process group stopped"
+        return await _result(out_dir, since, "timed_out", None, started, why)
     status = "succeeded" if code == 0 else "failed"
     why = "" if code == 0 else f"exit code {code}"
     return await _result(out_dir, since, status, code, started, why)
@@ -162,7 +164,12 @@ def _open_logs(out_dir: Path, append: bool) -> tuple[BinaryIO, BinaryIO]:
     out_dir.mkdir(parents=True, exist_ok=True)
     if not append:
         return open(out_dir / "stdout.log", "wb"), open(out_dir / "stderr.log", "wb")
-    handles = open(out_dir / "stdout.log", "ab"), open(out_dir / "stderr.log", "ab")
+    out = open(out_dir / "stdout.log", "ab")
+    try:
+        handles = out, open(out_dir / "stderr.log", "ab")
+    except OSError:
+        out.close()
+        raise
     for handle in handles:
         if handle.tell() > APPENDED_LOG_CAP:
             # Started anew in place. Whoever else writes to it (a process an earlier

@@ -14,8 +14,12 @@ sent one line instead and exits without a signal. While it waits it is one idle 
 
 The command itself is untouched: exec'd as before, with its own environment, its own
 children (the keeper is not one of them) and its own output; the keeper's output is
-``/dev/null``. It ignores the usual stop signals, so that a Ctrl-C or a stop signal to
-the starting process's group does not take it away while the command still runs.
+``/dev/null``. The keeper has a session of its own, so that a signal to the starting
+process's group (``kill -9 -PGID``, Ctrl-C or Ctrl-Z at a terminal) does not reach it
+with the starting process, and it ignores the usual stop signals besides.
+
+The keeper holds only the group's number, not a place in it, so it is released as soon
+as the group is known to be gone or left to itself: the number could be reused later.
 
 A command started in the instant before its keeper is covered by ``--pdeathsig`` only.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import subprocess
 
@@ -32,6 +37,7 @@ import subprocess
 KEEPER_SCRIPT = (
     "trap '' HUP INT QUIT TERM USR1 USR2; if read line; then exit 0; fi; kill -s KILL -- -$1"
 )
+LOGGER = logging.getLogger("cronwarden.worker")
 #: How long a released keeper may take to exit before it is killed.
 RELEASE_WAIT_S = 2.0
 
@@ -49,15 +55,20 @@ class GroupKeeper:
         no shell left to the process), in which case only ``--pdeathsig`` holds."""
         try:
             read_end, write_end = os.pipe()  # both close-on-exec
-        except OSError:
+        except OSError as err:
+            LOGGER.warning("no keeper for process group %d (%s): only the command itself "
+                           "dies with this process", pgid, err)  # fmt: skip
             return None
         try:
             process = await asyncio.create_subprocess_exec(
                 "/bin/sh", "-c", KEEPER_SCRIPT, "cronwarden-keeper", str(pgid), stdin=read_end,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)  # fmt: skip
         except BaseException as err:
             os.close(write_end)
             if isinstance(err, (OSError, subprocess.SubprocessError)):
+                LOGGER.warning("no keeper for process group %d (%s): only the command itself "
+                               "dies with this process", pgid, err)  # fmt: skip
                 return None
             raise
         finally:
