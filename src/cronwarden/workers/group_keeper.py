@@ -56,8 +56,7 @@ class GroupKeeper:
         try:
             read_end, write_end = os.pipe()  # both close-on-exec
         except OSError as err:
-            LOGGER.warning("no keeper for process group %d (%s): only the command itself "
-                           "dies with this process", pgid, err)  # fmt: skip
+            _unkept(pgid, err)
             return None
         try:
             process = await asyncio.create_subprocess_exec(
@@ -67,8 +66,7 @@ class GroupKeeper:
         except BaseException as err:
             os.close(write_end)
             if isinstance(err, (OSError, subprocess.SubprocessError)):
-                LOGGER.warning("no keeper for process group %d (%s): only the command itself "
-                               "dies with this process", pgid, err)  # fmt: skip
+                _unkept(pgid, err)
                 return None
             raise
         finally:
@@ -90,3 +88,8 @@ class GroupKeeper:
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
+
+
+def _unkept(pgid: int, err: BaseException) -> None:
+    LOGGER.warning("no keeper for process group %d (%s): only the command itself dies "
+                   "with this process", pgid, err)  # fmt: skip
